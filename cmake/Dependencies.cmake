@@ -1,0 +1,12 @@
+# All dependencies are Debian 12 packages; scripts/install-deps.sh installs them.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+pkg_check_modules(NICE REQUIRED IMPORTED_TARGET nice)
+pkg_check_modules(USRSCTP REQUIRED IMPORTED_TARGET usrsctp)
+pkg_check_modules(GLIB REQUIRED IMPORTED_TARGET glib-2.0)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(CLI11 REQUIRED)
+if(RTCMESH_TESTS)
+  find_package(GTest REQUIRED)
+endif()

@@ -1,0 +1,52 @@
+// Loop: the network thread. It runs a GLib main context, which libnice needs,
+// and every ICE, DTLS and SCTP call of the connections bound to it happens on
+// this one thread, so nothing below the public API needs a mutex.
+//
+// Thread-safety: post(), post_after(), cancel() and in_loop_thread() may be called
+// from any thread. Tasks run on the loop thread in the order they were posted.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+
+typedef struct _GMainContext GMainContext;
+
+namespace rtcmesh::base {
+
+class Loop {
+ public:
+  using Task = std::function<void()>;
+  using TimerId = uint64_t;
+
+  // The process-wide default loop. Its thread starts on first use and stops
+  // when the last reference is dropped.
+  static std::shared_ptr<Loop> shared();
+
+  Loop();
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  void post(Task task);
+  // Runs `task` on the loop thread after `delay` unless cancelled first.
+  TimerId post_after(std::chrono::milliseconds delay, Task task);
+  // Cancels a pending timer. Must be called on the loop thread. Unknown ids are ignored.
+  void cancel(TimerId id);
+  // Runs `task` on the loop thread and waits for it; runs it inline when called on the loop.
+  void run_sync(const Task& task);
+  bool in_loop_thread() const;
+  GMainContext* context() const { return context_; }
+
+ private:
+  struct Impl;
+  void run();
+
+  GMainContext* context_ = nullptr;
+  std::unique_ptr<Impl> impl_;
+  std::thread thread_;
+};
+
+}  // namespace rtcmesh::base

@@ -1,0 +1,26 @@
+#include <gtest/gtest.h>
+#include "base/loop.hpp"
+#include <atomic>
+#include <future>
+TEST(Loop, RunsPostedTasksInOrderAndTimers) {
+  rtcmesh::base::Loop loop;
+  std::vector<int> seen;
+  for (int i = 0; i < 100; ++i) loop.post([&seen, i] { seen.push_back(i); });
+  std::promise<void> fired;
+  loop.run_sync([&] { loop.post_after(std::chrono::milliseconds(5), [&] { fired.set_value(); }); });
+  EXPECT_EQ(fired.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  loop.run_sync([] {});
+  ASSERT_EQ(seen.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(seen[i], i);
+}
+TEST(Loop, CancelledTimerDoesNotRun) {
+  rtcmesh::base::Loop loop;
+  std::atomic<bool> ran{false};
+  loop.run_sync([&] {
+    auto id = loop.post_after(std::chrono::milliseconds(1), [&] { ran = true; });
+    loop.cancel(id);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  loop.run_sync([] {});
+  EXPECT_FALSE(ran.load());
+}

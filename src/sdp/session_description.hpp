@@ -1,0 +1,87 @@
+// The JSEP data-channel subset of SDP (RFC 8866, RFC 8829, RFC 8841, RFC 8839).
+//
+// We parse what browsers and aiortc send for a data-channel-only session and
+// produce the same. Both `\r\n` and `\n` line endings are accepted, and the legacy
+// `m=application <port> DTLS/SCTP 5000` + `a=sctpmap:5000 webrtc-datachannel N`
+// form is understood. Anything malformed is rejected with an Error whose message
+// names the line number and the line (e.g. "line 7: bad a=fingerprint: 'a=fingerprint:sha-256'").
+//
+// Untrusted input: parse() never throws.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "sdp/candidate.hpp"
+
+namespace rtcmesh::sdp {
+
+enum class Type { Offer, Answer, Pranswer, Rollback };
+std::string_view to_string(Type type);                 // "offer", "answer", "pranswer", "rollback"
+std::optional<Type> parse_type(std::string_view text);  // inverse of to_string
+
+// a=setup (RFC 4145 / RFC 8842).
+enum class Setup { ActPass, Active, Passive };
+std::string_view to_string(Setup setup);  // "actpass", "active", "passive"
+
+struct Fingerprint {
+  std::string algorithm;  // lower-cased hash name, e.g. "sha-256"
+  std::string value;      // upper-case hex bytes separated by ':', e.g. "AB:01:..."
+  bool operator==(const Fingerprint&) const = default;
+};
+
+// An m= section that is not our data channel (audio, video, a second application
+// section...). We keep enough to reject it in an answer (port 0) with the same mid.
+struct OtherMedia {
+  std::string media;   // "audio", "video", ...
+  std::string proto;   // e.g. "UDP/TLS/RTP/SAVPF"
+  std::string formats; // rest of the m= line after proto
+  std::string mid;
+  bool operator==(const OtherMedia&) const = default;
+};
+
+struct SessionDescription {
+  // o= line
+  std::string origin_username = "-";
+  uint64_t session_id = 0;
+  uint64_t session_version = 0;
+
+  // The data-channel (m=application) section. ICE/DTLS attributes may appear at
+  // session level or media level in the input; media level wins. The parser
+  // fills these from whichever is present.
+  std::string mid = "0";
+  bool legacy_sctpmap = false;       // input used `DTLS/SCTP` + `a=sctpmap`
+  std::string ice_ufrag;             // required
+  std::string ice_pwd;               // required
+  bool ice_trickle = false;          // a=ice-options contains "trickle"
+  bool ice_lite = false;             // a=ice-lite
+  std::vector<Fingerprint> fingerprints;  // at least one required
+  std::optional<Setup> setup;        // absent is allowed (treated as actpass in offers)
+  uint16_t sctp_port = 5000;         // a=sctp-port (or the sctpmap number)
+  // a=max-message-size. Absent means 65536 (RFC 8841 section 6.1); 0 means unlimited.
+  std::optional<uint64_t> max_message_size;
+  std::vector<Candidate> candidates;
+  bool end_of_candidates = false;
+  std::string connection_address = "0.0.0.0";  // c= line of the section
+  uint16_t media_port = 9;                     // port on the m= line
+  bool bundle = true;                          // a=group:BUNDLE present with our mid
+  std::vector<OtherMedia> other_media;         // sections we do not handle
+
+  bool operator==(const SessionDescription&) const = default;
+};
+
+// Requires: v=, o=, s=, t= and exactly one usable m=application section with
+// ice-ufrag, ice-pwd and a fingerprint (session or media level).
+Result<SessionDescription> parse(std::string_view text);
+
+// Produces `\r\n`-terminated SDP in the modern form (UDP/DTLS/SCTP webrtc-datachannel,
+// a=sctp-port, a=max-message-size when set, a=group:BUNDLE, a=msid-semantic: WMS,
+// ICE and DTLS attributes at media level, candidates, end-of-candidates when set).
+// Sections in other_media are written rejected (port 0) after ours, keeping their mids.
+std::string serialize(const SessionDescription& description);
+
+}  // namespace rtcmesh::sdp
