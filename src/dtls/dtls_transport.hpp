@@ -64,12 +64,23 @@ class DtlsTransport final : public PacketTransport {
   Role role() const { return role_; }
 
  private:
-  void set_state(State state, const std::string& error = {});
-  void do_handshake();
-  void read_records();
-  void flush_output();
+  struct Glue;  // OpenSSL callbacks (BIOs, verify, timer); defined in the .cpp
+
+  // Every function that can run a user callback (state callback, receiver)
+  // returns false when `this` was destroyed during it: the caller must then
+  // return at once without touching members.
+  bool set_state(State state, const std::string& error = {});
+  bool fail(const std::string& error);
+  void process_datagram(ByteSpan datagram);
+  bool do_handshake();
+  bool on_handshake_done();
+  bool read_records();
+  bool on_close_notify();
   void arm_timer();
-  void fail(const std::string& error);
+  void on_retransmit_timer();
+  void cancel_timers();
+  bool check_remote_certificate(X509* cert);
+  std::string ssl_error_text(int ssl_error, int ret);
 
   base::Loop& loop_;
   PacketTransport& lower_;
@@ -79,15 +90,20 @@ class DtlsTransport final : public PacketTransport {
   StateCallback on_state_;
   State state_ = State::New;
   bool started_ = false;
-  std::deque<std::vector<uint8_t>> early_;
+  bool handshake_done_ = false;
+  bool peer_verified_ = false;          // the verify callback matched a fingerprint
+  std::deque<std::vector<uint8_t>> early_;  // datagrams received before start()
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
-  BIO* in_bio_ = nullptr;
-  BIO* out_bio_ = nullptr;
-  base::Loop::TimerId timer_ = 0;
+  BIO* in_bio_ = nullptr;   // reads `input_` (owned by ssl_)
+  BIO* out_bio_ = nullptr;  // writes each record to lower_ (owned by ssl_)
+  ByteSpan input_;          // the datagram being processed, until OpenSSL reads it
+  base::Loop::TimerId timer_ = 0;           // DTLS retransmission (RFC 6347 4.2.4)
+  base::Loop::TimerId deadline_timer_ = 0;  // whole-handshake limit
+  std::string init_error_;                  // SSL setup failure, reported at start()
   std::string verify_error_;
-  std::shared_ptr<bool> alive_;  // timers capture a weak_ptr to this
-  std::vector<uint8_t> read_buffer_;
+  std::shared_ptr<bool> alive_;  // timers and posted tasks capture a weak_ptr to this
+  std::vector<uint8_t> read_buffer_;  // one plaintext record, reused
 };
 
 }  // namespace rtcmesh::dtls

@@ -1,1 +1,882 @@
-// placeholder
+// PeerConnection: wires ICE -> DTLS -> SCTP -> data channels and keeps the W3C
+// states. Everything below the public wrappers runs on the network thread.
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <future>
+
+#include "base/log.hpp"
+#include "dcep/dcep.hpp"
+#include "peer/ice_server_url.hpp"
+#include "peer/peer_internal.hpp"
+
+namespace rtcmesh {
+namespace impl {
+namespace {
+
+constexpr size_t kMaxEarlyPackets = 32;
+
+uint64_t random_u62() {
+  uint64_t value = 0;
+  RAND_bytes(reinterpret_cast<unsigned char*>(&value), sizeof value);
+  return value & 0x3FFFFFFFFFFFFFFFull;  // o= session id must fit in 63 bits (RFC 3264)
+}
+
+IceConnectionState to_public(ice::State state) {
+  switch (state) {
+    case ice::State::New: return IceConnectionState::New;
+    case ice::State::Checking: return IceConnectionState::Checking;
+    case ice::State::Connected: return IceConnectionState::Connected;
+    case ice::State::Completed: return IceConnectionState::Completed;
+    case ice::State::Disconnected: return IceConnectionState::Disconnected;
+    case ice::State::Failed: return IceConnectionState::Failed;
+    case ice::State::Closed: return IceConnectionState::Closed;
+  }
+  return IceConnectionState::New;
+}
+
+IceCandidate to_ice_candidate(const sdp::Candidate& c, const std::string& mid) {
+  IceCandidate out;
+  out.candidate = sdp::to_string(c);
+  out.sdp_mid = mid;
+  out.sdp_mline_index = 0;
+  return out;
+}
+
+}  // namespace
+
+PeerConnection::PeerConnection(Configuration cfg, std::shared_ptr<base::Loop> lp,
+                               std::shared_ptr<dtls::Certificate> certificate, ice::Config ice_cfg)
+    : config(std::move(cfg)),
+      loop(std::move(lp)),
+      cert(std::move(certificate)),
+      ice_config(std::move(ice_cfg)) {
+  session_id_ = random_u62();
+}
+
+Status PeerConnection::init() {
+  ice::Callbacks callbacks;
+  callbacks.on_state = [this](ice::State s) { handle_ice_state(s); };
+  callbacks.on_gathering_state = [this](ice::GatheringState s) { handle_gathering_state(s); };
+  callbacks.on_local_candidate = [this](const sdp::Candidate& c) { handle_local_candidate(c); };
+  auto ice = ice::IceTransport::create(*loop, ice_config, std::move(callbacks));
+  if (!ice) return ice.error();
+  ice_ = std::move(ice.value());
+  ice_->set_receiver([this](ByteSpan packet) { handle_ice_packet(packet); });
+  return {};
+}
+
+Result<sdp::SessionDescription> PeerConnection::base_description(sdp::Setup setup) const {
+  sdp::SessionDescription d;
+  d.session_id = session_id_;
+  d.session_version = session_version_;
+  d.ice_ufrag = ice_->local_ufrag();
+  d.ice_pwd = ice_->local_pwd();
+  d.ice_trickle = true;
+  d.fingerprints.push_back({"sha-256", cert->fingerprint_sha256()});
+  d.setup = setup;
+  d.sctp_port = 5000;
+  d.max_message_size = config.max_message_size;
+  d.candidates = local_candidates_;
+  d.end_of_candidates = ice_->gathering_state() == ice::GatheringState::Complete;
+  d.connection_address = "0.0.0.0";
+  d.media_port = 9;
+  return d;
+}
+
+Result<sdp::SessionDescription> PeerConnection::create_offer() {
+  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveLocalOffer) {
+    return make_error("InvalidStateError: cannot create an offer in signaling state " +
+                      std::string(to_string(signaling_state.load())));
+  }
+  if (restart_pending_) {
+    if (auto s = ice_->restart(); !s) return s.error();
+    restart_pending_ = false;
+    local_candidates_.clear();  // new credentials: old candidates are re-announced below
+  }
+  ++session_version_;
+  // An established connection keeps its DTLS role in re-offers (RFC 8842 section 5.5).
+  sdp::Setup setup = sdp::Setup::ActPass;
+  if (dtls_role_) setup = *dtls_role_ == dtls::Role::Client ? sdp::Setup::Active : sdp::Setup::Passive;
+  auto d = base_description(setup);
+  if (!d) return d;
+  if (remote_) d->mid = remote_->mid;
+  last_offer_ = *d;
+  return d;
+}
+
+Result<sdp::SessionDescription> PeerConnection::create_answer() {
+  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (signaling_state != SignalingState::HaveRemoteOffer) {
+    return make_error("InvalidStateError: cannot create an answer in signaling state " +
+                      std::string(to_string(signaling_state.load())));
+  }
+  ++session_version_;
+  // RFC 5763 section 5: the answerer should take the active (client) role.
+  sdp::Setup setup = sdp::Setup::Active;
+  if (remote_->setup == sdp::Setup::Active) setup = sdp::Setup::Passive;
+  if (dtls_role_) setup = *dtls_role_ == dtls::Role::Client ? sdp::Setup::Active : sdp::Setup::Passive;
+  auto d = base_description(setup);
+  if (!d) return d;
+  d->mid = remote_->mid;
+  d->bundle = remote_->bundle;
+  for (const auto& other : remote_->other_media) d->other_media.push_back(other);
+  last_answer_ = *d;
+  return d;
+}
+
+Status PeerConnection::set_local_description(const SessionDescription& description) {
+  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  std::string type = description.type;
+  if (type.empty()) {
+    type = (signaling_state == SignalingState::HaveRemoteOffer) ? "answer" : "offer";
+  }
+  std::optional<sdp::SessionDescription> desc;
+  if (!description.sdp.empty()) {
+    auto parsed = sdp::parse(description.sdp);
+    if (!parsed) return make_error("invalid local description: " + parsed.error().message);
+    desc = std::move(parsed.value());
+  }
+  if (type == "offer") {
+    if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveLocalOffer) {
+      return make_error("InvalidStateError: cannot set a local offer in state " +
+                        std::string(to_string(signaling_state.load())));
+    }
+    if (!desc) {
+      if (!last_offer_) {
+        auto offer = create_offer();
+        if (!offer) return offer.error();
+      }
+      desc = last_offer_;
+    }
+    if (desc->ice_ufrag != ice_->local_ufrag()) {
+      return make_error("InvalidModificationError: the offer's ice-ufrag is not ours");
+    }
+    local_ = desc;
+    local_type_ = "offer";
+    if (!controlling_) {
+      controlling_ = true;
+      ice_->set_controlling(true);
+    }
+    set_signaling_state(SignalingState::HaveLocalOffer);
+  } else if (type == "answer" || type == "pranswer") {
+    if (signaling_state != SignalingState::HaveRemoteOffer &&
+        signaling_state != SignalingState::HaveLocalPranswer) {
+      return make_error("InvalidStateError: cannot set a local answer in state " +
+                        std::string(to_string(signaling_state.load())));
+    }
+    if (!desc) {
+      if (!last_answer_) {
+        auto answer = create_answer();
+        if (!answer) return answer.error();
+      }
+      desc = last_answer_;
+    }
+    if (!desc->setup || *desc->setup == sdp::Setup::ActPass) {
+      return make_error("invalid local answer: a=setup must be active or passive");
+    }
+    local_ = desc;
+    local_type_ = type;
+    dtls_role_ = *desc->setup == sdp::Setup::Active ? dtls::Role::Client : dtls::Role::Server;
+    set_signaling_state(type == "answer" ? SignalingState::Stable : SignalingState::HaveLocalPranswer);
+  } else if (type == "rollback") {
+    if (signaling_state == SignalingState::HaveLocalOffer) {
+      local_.reset();
+      set_signaling_state(SignalingState::Stable);
+    }
+    return {};
+  } else {
+    return make_error("TypeError: unknown description type '" + type + "'");
+  }
+  if (auto s = ice_->gather(); !s) return s;
+  maybe_start_transports();
+  return {};
+}
+
+Status PeerConnection::set_remote_description(const SessionDescription& description) {
+  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  auto type = sdp::parse_type(description.type);
+  if (!type) return make_error("TypeError: unknown description type '" + description.type + "'");
+  if (*type == sdp::Type::Rollback) {
+    if (signaling_state == SignalingState::HaveRemoteOffer) {
+      remote_.reset();
+      set_signaling_state(SignalingState::Stable);
+    }
+    return {};
+  }
+  auto parsed = sdp::parse(description.sdp);
+  if (!parsed) return make_error("invalid remote description: " + parsed.error().message);
+  sdp::SessionDescription& desc = parsed.value();
+  if (desc.fingerprints.empty()) return make_error("invalid remote description: no a=fingerprint");
+
+  if (*type == sdp::Type::Offer) {
+    if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveRemoteOffer) {
+      return make_error("InvalidStateError: cannot set a remote offer in state " +
+                        std::string(to_string(signaling_state.load())));
+    }
+    if (!controlling_) {
+      controlling_ = false;
+      ice_->set_controlling(false);
+    }
+  } else {
+    if (signaling_state != SignalingState::HaveLocalOffer &&
+        signaling_state != SignalingState::HaveRemotePranswer) {
+      return make_error("InvalidStateError: cannot set a remote answer in state " +
+                        std::string(to_string(signaling_state.load())));
+    }
+    if (desc.setup == sdp::Setup::ActPass) {
+      return make_error("invalid remote answer: a=setup:actpass is not allowed in an answer");
+    }
+    if (!dtls_role_) {
+      // The remote's role decides ours; absent setup in an answer means active (RFC 4145).
+      dtls_role_ = desc.setup == sdp::Setup::Passive ? dtls::Role::Client : dtls::Role::Server;
+    }
+  }
+  if (desc.ice_lite && controlling_ == false) {
+    controlling_ = true;
+    ice_->set_controlling(true);
+  }
+  bool ice_restart = remote_ && (remote_->ice_ufrag != desc.ice_ufrag || remote_->ice_pwd != desc.ice_pwd);
+  if (ice_restart && *type == sdp::Type::Offer) {
+    if (auto s = ice_->restart(); !s) return s;
+    local_candidates_.clear();
+  }
+  if (!remote_ || ice_restart) {
+    if (auto s = ice_->set_remote_credentials(desc.ice_ufrag, desc.ice_pwd); !s) return s;
+  }
+  for (const auto& candidate : desc.candidates) {
+    if (auto s = ice_->add_remote_candidate(candidate); !s) {
+      RTCMESH_LOG(Warn, "peer", "ignoring remote candidate: " << s.error().message);
+    }
+  }
+  if (desc.end_of_candidates) ice_->remote_gathering_done();
+  remote_max_message_size_ = !desc.max_message_size ? kDefaultRemoteMaxMessageSize
+                             : *desc.max_message_size == 0
+                                 ? kMaxSendMessageSize
+                                 : std::min<size_t>(*desc.max_message_size, kMaxSendMessageSize);
+  for (auto& [id, channel] : channels_) channel->remote_max_message_size = remote_max_message_size_;
+  for (auto& channel : pending_channels_) channel->remote_max_message_size = remote_max_message_size_;
+  remote_ = std::move(desc);
+  remote_type_ = description.type;
+  if (*type == sdp::Type::Offer) {
+    set_signaling_state(SignalingState::HaveRemoteOffer);
+  } else {
+    set_signaling_state(*type == sdp::Type::Answer ? SignalingState::Stable
+                                                   : SignalingState::HaveRemotePranswer);
+  }
+  maybe_start_transports();
+  return {};
+}
+
+Status PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
+  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (!remote_) return make_error("InvalidStateError: no remote description yet");
+  if (candidate.candidate.empty()) {
+    ice_->remote_gathering_done();
+    return {};
+  }
+  auto parsed = sdp::parse_candidate(candidate.candidate);
+  if (!parsed) return make_error("invalid candidate: " + parsed.error().message);
+  if (auto s = ice_->add_remote_candidate(*parsed); !s) return s;
+  remote_->candidates.push_back(*parsed);
+  return {};
+}
+
+std::optional<SessionDescription> PeerConnection::local_description() const {
+  if (!local_) return std::nullopt;
+  sdp::SessionDescription d = *local_;
+  d.candidates = local_candidates_;
+  d.end_of_candidates = ice_->gathering_state() == ice::GatheringState::Complete;
+  return SessionDescription{local_type_, sdp::serialize(d)};
+}
+
+std::optional<SessionDescription> PeerConnection::remote_description() const {
+  if (!remote_) return std::nullopt;
+  return SessionDescription{remote_type_, sdp::serialize(*remote_)};
+}
+
+void PeerConnection::maybe_start_transports() {
+  if (closed_ || !local_ || !remote_ || !dtls_role_ || dtls_) return;
+  std::vector<dtls::RemoteFingerprint> fingerprints;
+  for (const auto& fp : remote_->fingerprints) fingerprints.push_back({fp.algorithm, fp.value});
+  dtls_ = std::make_unique<dtls::DtlsTransport>(
+      *loop, *ice_, cert, *dtls_role_, std::move(fingerprints),
+      [this](dtls::State s, const std::string& error) { handle_dtls_state(s, error); });
+  sctp::Options options;
+  options.local_port = local_->sctp_port;
+  options.remote_port = remote_->sctp_port;
+  options.max_receive_message_size = config.max_message_size;
+  sctp::Callbacks callbacks;
+  callbacks.on_state = [this](sctp::State s, const std::string& error) { handle_sctp_state(s, error); };
+  callbacks.on_message = [this](uint16_t stream, uint32_t ppid, ByteSpan message) {
+    handle_sctp_message(stream, ppid, message);
+  };
+  callbacks.on_stream_reset = [this](uint16_t stream) { handle_stream_reset(stream); };
+  callbacks.on_buffered_amount = [this](uint16_t stream, size_t amount) {
+    handle_buffered_amount(stream, amount);
+  };
+  sctp_ = std::make_unique<sctp::SctpTransport>(*loop, *dtls_, options, std::move(callbacks));
+  assign_stream_ids();
+  // The server waits for the ClientHello; packets that arrived early are replayed.
+  if (*dtls_role_ == dtls::Role::Server || ice_->state() == ice::State::Connected ||
+      ice_->state() == ice::State::Completed) {
+    dtls_started_ = true;
+    dtls_->start();
+  }
+  while (!early_dtls_.empty() && dtls_) {
+    auto packet = std::move(early_dtls_.front());
+    early_dtls_.pop_front();
+    dtls_->receive_from_lower(ByteSpan(packet.data(), packet.size()));
+  }
+}
+
+void PeerConnection::handle_ice_packet(ByteSpan packet) {
+  // RFC 7983 demultiplexing: 20..63 is DTLS; libnice already consumed STUN.
+  if (packet.empty() || packet[0] < 20 || packet[0] > 63) return;
+  if (dtls_) {
+    dtls_->receive_from_lower(packet);
+  } else if (early_dtls_.size() < kMaxEarlyPackets) {
+    early_dtls_.emplace_back(packet.begin(), packet.end());
+  }
+}
+
+void PeerConnection::handle_ice_state(ice::State state) {
+  RTCMESH_LOG(Debug, "peer", "ICE " << ice::to_string(state));
+  if ((state == ice::State::Connected || state == ice::State::Completed) && dtls_ && !dtls_started_) {
+    dtls_started_ = true;
+    dtls_->start();
+  }
+  ice_state = to_public(state);
+  if (on_ice_connection_state_change) on_ice_connection_state_change(ice_state);
+  update_connection_state();
+}
+
+void PeerConnection::handle_gathering_state(ice::GatheringState state) {
+  IceGatheringState s = state == ice::GatheringState::New         ? IceGatheringState::New
+                        : state == ice::GatheringState::Gathering ? IceGatheringState::Gathering
+                                                                  : IceGatheringState::Complete;
+  if (gathering_state == s) return;
+  gathering_state = s;
+  if (on_ice_gathering_state_change) on_ice_gathering_state_change(s);
+}
+
+void PeerConnection::handle_local_candidate(const sdp::Candidate& candidate) {
+  local_candidates_.push_back(candidate);
+  if (on_ice_candidate) on_ice_candidate(to_ice_candidate(candidate, local_ ? local_->mid : "0"));
+}
+
+void PeerConnection::handle_dtls_state(dtls::State state, const std::string& error) {
+  RTCMESH_LOG(Debug, "peer", "DTLS " << dtls::to_string(state) << " " << error);
+  if (state == dtls::State::Connected) {
+    sctp_->start();
+  } else if (state == dtls::State::Failed) {
+    fail(error.empty() ? "DTLS failed" : error);
+    return;
+  } else if (state == dtls::State::Closed) {
+    // close_notify from the peer: its data channels are gone.
+    for (auto& [id, channel] : std::map(channels_)) channel->set_closed();
+    channels_.clear();
+  }
+  update_connection_state();
+}
+
+void PeerConnection::handle_sctp_state(sctp::State state, const std::string& error) {
+  RTCMESH_LOG(Debug, "peer", "SCTP " << sctp::to_string(state) << " " << error);
+  if (state == sctp::State::Connected) {
+    sctp_connected_ = true;
+    open_channels();
+  } else if (state == sctp::State::Closed || state == sctp::State::Failed) {
+    sctp_connected_ = false;
+    auto channels = std::move(channels_);
+    channels_.clear();
+    for (auto& [id, channel] : channels) {
+      if (channel->state != DataChannelState::Closed) {
+        ++channels_closed_;
+        channel->set_closed();
+      }
+    }
+    if (state == sctp::State::Failed) fail("SCTP association failed: " + error);
+  }
+}
+
+void PeerConnection::assign_stream_ids() {
+  if (!dtls_role_) return;
+  // RFC 8832 section 6: the DTLS client uses even stream ids, the server odd ones.
+  uint16_t next = *dtls_role_ == dtls::Role::Client ? 0 : 1;
+  auto pending = std::move(pending_channels_);
+  pending_channels_.clear();
+  for (auto& channel : pending) {
+    while (next < kMaxStreams && channels_.count(next)) next = static_cast<uint16_t>(next + 2);
+    if (next >= kMaxStreams) {
+      channel->set_closed();
+      if (channel->on_error) channel->on_error("OperationError: no free SCTP stream id");
+      continue;
+    }
+    channel->stream = next;
+    channels_[next] = channel;
+  }
+}
+
+void PeerConnection::open_channels() {
+  for (auto& [id, channel] : std::map(channels_)) {
+    if (channel->state == DataChannelState::Connecting) open_channel(channel);
+  }
+}
+
+void PeerConnection::open_channel(const std::shared_ptr<DataChannel>& channel) {
+  if (!channel->negotiated) {
+    dcep::Open open;
+    bool unordered = !channel->ordered;
+    if (channel->max_retransmits) {
+      open.channel_type = unordered ? dcep::ChannelType::PartialReliableRexmitUnordered
+                                    : dcep::ChannelType::PartialReliableRexmit;
+      open.reliability_parameter = *channel->max_retransmits;
+    } else if (channel->max_packet_life_time) {
+      open.channel_type = unordered ? dcep::ChannelType::PartialReliableTimedUnordered
+                                    : dcep::ChannelType::PartialReliableTimed;
+      open.reliability_parameter = *channel->max_packet_life_time;
+    } else {
+      open.channel_type = unordered ? dcep::ChannelType::ReliableUnordered : dcep::ChannelType::Reliable;
+    }
+    open.label = channel->label;
+    open.protocol = channel->protocol;
+    auto bytes = dcep::serialize(open);
+    // RFC 8832 section 6: DCEP messages are sent reliably and in order.
+    sctp_->send(static_cast<uint16_t>(channel->stream.load()), static_cast<uint32_t>(dcep::Ppid::Dcep),
+                ByteSpan(bytes.data(), bytes.size()), sctp::SendOptions{});
+  } else {
+    channel->acked = true;
+  }
+  ++channels_opened_;
+  channel->set_open();
+}
+
+std::shared_ptr<DataChannel> PeerConnection::find_channel(uint16_t stream) const {
+  auto it = channels_.find(stream);
+  return it == channels_.end() ? nullptr : it->second;
+}
+
+void PeerConnection::handle_sctp_message(uint16_t stream, uint32_t ppid, ByteSpan message) {
+  if (ppid == static_cast<uint32_t>(dcep::Ppid::Dcep)) {
+    handle_dcep(stream, message);
+    return;
+  }
+  auto channel = find_channel(stream);
+  if (!channel || channel->state == DataChannelState::Closed) {
+    RTCMESH_LOG(Debug, "peer", "message on unknown stream " << stream << " dropped");
+    return;
+  }
+  Message m;
+  switch (static_cast<dcep::Ppid>(ppid)) {
+    case dcep::Ppid::String:
+    case dcep::Ppid::StringPartial:
+      m.binary = false;
+      m.data = message;
+      break;
+    case dcep::Ppid::Binary:
+    case dcep::Ppid::BinaryPartial:
+      m.binary = true;
+      m.data = message;
+      break;
+    case dcep::Ppid::StringEmpty:
+      m.binary = false;
+      break;
+    case dcep::Ppid::BinaryEmpty:
+      m.binary = true;
+      break;
+    default:
+      RTCMESH_LOG(Debug, "peer", "unknown PPID " << ppid << " dropped");
+      return;
+  }
+  // Any user message on the stream implies the remote saw our OPEN (RFC 8832 section 6).
+  channel->acked = true;
+  ++channel->messages_received;
+  channel->bytes_received += m.data.size();
+  if (channel->on_message) channel->on_message(m);
+}
+
+void PeerConnection::handle_dcep(uint16_t stream, ByteSpan message) {
+  auto parsed = dcep::parse(message);
+  if (!parsed) {
+    RTCMESH_LOG(Warn, "peer", "bad DCEP message on stream " << stream << ": " << parsed.error().message);
+    return;
+  }
+  if (std::holds_alternative<dcep::Ack>(*parsed)) {
+    if (auto channel = find_channel(stream)) channel->acked = true;
+    return;
+  }
+  const auto& open = std::get<dcep::Open>(*parsed);
+  // The remote opens on its own parity: odd if we are the DTLS client.
+  bool remote_parity_ok = dtls_role_ && ((stream % 2 == 1) == (*dtls_role_ == dtls::Role::Client));
+  if (!remote_parity_ok || channels_.count(stream) || stream >= kMaxStreams) {
+    RTCMESH_LOG(Warn, "peer", "DATA_CHANNEL_OPEN on stream " << stream
+                                  << " violates the id rules; resetting the stream");
+    sctp_->reset_stream(stream);
+    return;
+  }
+  DataChannelInit init;
+  init.protocol = open.protocol;
+  init.ordered = dcep::is_ordered(open.channel_type);
+  switch (open.channel_type) {
+    case dcep::ChannelType::PartialReliableRexmit:
+    case dcep::ChannelType::PartialReliableRexmitUnordered:
+      init.max_retransmits = static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
+      break;
+    case dcep::ChannelType::PartialReliableTimed:
+    case dcep::ChannelType::PartialReliableTimedUnordered:
+      init.max_packet_life_time = static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
+      break;
+    default:
+      break;
+  }
+  auto channel = std::make_shared<DataChannel>(weak_from_this(), loop, open.label, init);
+  channel->stream = stream;
+  channel->acked = true;
+  channel->remote_max_message_size = remote_max_message_size_;
+  channels_[stream] = channel;
+  auto ack = dcep::serialize_ack();
+  sctp_->send(stream, static_cast<uint32_t>(dcep::Ppid::Dcep), ByteSpan(ack.data(), ack.size()),
+              sctp::SendOptions{});
+  ++channels_opened_;
+  channel->state = DataChannelState::Open;
+  if (on_data_channel) on_data_channel(std::make_shared<rtcmesh::DataChannel>(channel));
+  if (channel->on_open) channel->on_open();
+}
+
+void PeerConnection::handle_stream_reset(uint16_t stream) {
+  auto channel = find_channel(stream);
+  if (!channel) return;
+  channels_.erase(stream);
+  if (channel->state != DataChannelState::Closed) {
+    ++channels_closed_;
+    channel->set_closed();
+  }
+}
+
+void PeerConnection::handle_buffered_amount(uint16_t stream, size_t amount) {
+  if (auto channel = find_channel(stream)) channel->update_sctp_buffered(amount);
+}
+
+void PeerConnection::send_message(const std::shared_ptr<DataChannel>& channel, uint32_t ppid,
+                                  std::vector<uint8_t> payload, size_t user_bytes) {
+  channel->posted_bytes -= user_bytes;
+  if (!sctp_ || channel->state != DataChannelState::Open || channel->stream < 0) return;
+  sctp::SendOptions options;
+  // Until the DCEP ACK arrives, user messages must be ordered (RFC 8832 section 6).
+  options.unordered = !channel->ordered && channel->acked;
+  if (channel->max_retransmits) {
+    options.reliability = sctp::Reliability::MaxRetransmits;
+    options.reliability_value = *channel->max_retransmits;
+  } else if (channel->max_packet_life_time) {
+    options.reliability = sctp::Reliability::MaxLifetimeMs;
+    options.reliability_value = *channel->max_packet_life_time;
+  }
+  auto stream = static_cast<uint16_t>(channel->stream.load());
+  if (sctp_->send(stream, ppid, ByteSpan(payload.data(), payload.size()), options)) {
+    ++channel->messages_sent;
+    channel->bytes_sent += user_bytes;
+    channel->update_sctp_buffered(sctp_->buffered_amount(stream));
+  } else if (channel->on_error) {
+    channel->on_error("OperationError: SCTP refused the message");
+  }
+}
+
+void PeerConnection::close_channel(const std::shared_ptr<DataChannel>& channel) {
+  auto state = channel->state.load();
+  if (state == DataChannelState::Closing || state == DataChannelState::Closed) return;
+  if (!sctp_connected_ || channel->stream < 0) {
+    pending_channels_.erase(std::remove(pending_channels_.begin(), pending_channels_.end(), channel),
+                            pending_channels_.end());
+    if (channel->stream >= 0) channels_.erase(static_cast<uint16_t>(channel->stream.load()));
+    channel->set_closed();
+    return;
+  }
+  channel->state = DataChannelState::Closing;
+  if (channel->on_closing) channel->on_closing();
+  sctp_->reset_stream(static_cast<uint16_t>(channel->stream.load()));
+}
+
+Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,
+                                                                         const DataChannelInit& init) {
+  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (label.size() > 65535) return make_error("TypeError: label longer than 65535 bytes");
+  if (init.protocol.size() > 65535) return make_error("TypeError: protocol longer than 65535 bytes");
+  if (init.max_retransmits && init.max_packet_life_time) {
+    return make_error("TypeError: maxRetransmits and maxPacketLifeTime are mutually exclusive");
+  }
+  if (init.negotiated && !init.id) return make_error("TypeError: a negotiated channel needs an id");
+  if (init.id && *init.id >= kMaxStreams) {
+    return make_error("OperationError: channel id " + std::to_string(*init.id) + " exceeds the " +
+                      std::to_string(kMaxStreams) + " negotiated SCTP streams");
+  }
+  auto channel = std::make_shared<DataChannel>(weak_from_this(), loop, label, init);
+  channel->remote_max_message_size = remote_max_message_size_;
+  if (init.id) {
+    if (channels_.count(*init.id)) {
+      return make_error("OperationError: channel id " + std::to_string(*init.id) + " is in use");
+    }
+    channel->stream = *init.id;
+    channels_[*init.id] = channel;
+  } else {
+    pending_channels_.push_back(channel);
+    if (dtls_role_ && dtls_) assign_stream_ids();
+  }
+  if (sctp_connected_ && channel->stream >= 0) open_channel(channel);
+  return channel;
+}
+
+void PeerConnection::update_connection_state() {
+  if (closed_) return;
+  PeerConnectionState s;
+  auto ice = ice_ ? ice_->state() : ice::State::New;
+  auto dtls = dtls_ ? dtls_->state() : dtls::State::New;
+  if (failed_ || ice == ice::State::Failed || dtls == dtls::State::Failed) {
+    s = PeerConnectionState::Failed;
+  } else if (ice == ice::State::Disconnected) {
+    s = PeerConnectionState::Disconnected;
+  } else if ((ice == ice::State::Connected || ice == ice::State::Completed) &&
+             (dtls == dtls::State::Connected || dtls == dtls::State::Closed)) {
+    s = PeerConnectionState::Connected;
+  } else if (ice == ice::State::New && dtls == dtls::State::New) {
+    s = PeerConnectionState::New;
+  } else {
+    s = PeerConnectionState::Connecting;
+  }
+  if (s == connection_state) return;
+  connection_state = s;
+  if (on_connection_state_change) on_connection_state_change(s);
+}
+
+void PeerConnection::fail(const std::string& error) {
+  if (failed_ || closed_) return;
+  failed_ = true;
+  RTCMESH_LOG(Info, "peer", "connection failed: " << error);
+  if (on_error) on_error(error);
+  update_connection_state();
+}
+
+void PeerConnection::set_signaling_state(SignalingState state) {
+  if (signaling_state == state) return;
+  signaling_state = state;
+  if (on_signaling_state_change) on_signaling_state_change(state);
+}
+
+Stats PeerConnection::get_stats() const {
+  Stats stats;
+  stats.timestamp_ms = std::chrono::duration<double, std::milli>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+  stats.data_channels_opened = channels_opened_;
+  stats.data_channels_closed = channels_closed_;
+  if (ice_) {
+    stats.transport.bytes_sent = ice_->bytes_sent();
+    stats.transport.bytes_received = ice_->bytes_received();
+    stats.transport.ice_state = ice::to_string(ice_->state());
+    ice::SelectedPair pair;
+    if (ice_->selected_pair(pair)) {
+      IceCandidatePairStats p;
+      auto fill = [](IceCandidateStats& out, const sdp::Candidate& c, const char* prefix) {
+        out.id = std::string(prefix) + c.foundation;
+        out.address = c.address;
+        out.port = c.port;
+        out.protocol = c.transport;
+        out.candidate_type = c.type;
+        out.priority = c.priority;
+      };
+      fill(p.local, pair.local, "I");
+      fill(p.remote, pair.remote, "R");
+      p.id = "CP" + pair.local.foundation + "_" + pair.remote.foundation;
+      p.bytes_sent = ice_->bytes_sent();
+      p.bytes_received = ice_->bytes_received();
+      p.packets_sent = ice_->packets_sent();
+      p.packets_received = ice_->packets_received();
+      // TODO(rtt): fill from the SCTP association's smoothed RTT once exposed.
+      stats.transport.selected_candidate_pair_id = p.id;
+      stats.selected_candidate_pair = p;
+    }
+  }
+  stats.transport.dtls_state = dtls_ ? dtls::to_string(dtls_->state()) : "new";
+  stats.transport.dtls_role = !dtls_role_ ? "unknown" : *dtls_role_ == dtls::Role::Client ? "client" : "server";
+  auto add = [&stats](const std::shared_ptr<DataChannel>& c) {
+    DataChannelStats d;
+    d.id = "D" + std::to_string(c->stream.load());
+    d.label = c->label;
+    d.protocol = c->protocol;
+    d.data_channel_identifier = c->stream;
+    d.state = to_string(c->state.load());
+    d.messages_sent = c->messages_sent;
+    d.bytes_sent = c->bytes_sent;
+    d.messages_received = c->messages_received;
+    d.bytes_received = c->bytes_received;
+    stats.data_channels.push_back(std::move(d));
+  };
+  for (const auto& [id, channel] : channels_) add(channel);
+  for (const auto& channel : pending_channels_) add(channel);
+  return stats;
+}
+
+void PeerConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  signaling_state = SignalingState::Closed;
+  connection_state = PeerConnectionState::Closed;
+  ice_state = IceConnectionState::Closed;
+  auto channels = std::move(channels_);
+  channels_.clear();
+  for (auto& channel : pending_channels_) channels[static_cast<uint16_t>(65535 - channels.size())] = channel;
+  pending_channels_.clear();
+  for (auto& [id, channel] : channels) {
+    if (channel->state != DataChannelState::Closed) channel->set_closed();
+  }
+  // Tear the stack down top first, outside whatever callback we may be in:
+  // a layer must never be destroyed from inside its own call.
+  loop->post([self = shared_from_this()] {
+    self->sctp_.reset();
+    if (self->dtls_) self->dtls_->close();
+    self->dtls_.reset();
+    self->ice_.reset();
+    self->on_ice_candidate = nullptr;
+    self->on_connection_state_change = nullptr;
+    self->on_ice_connection_state_change = nullptr;
+    self->on_ice_gathering_state_change = nullptr;
+    self->on_signaling_state_change = nullptr;
+    self->on_data_channel = nullptr;
+    self->on_error = nullptr;
+  });
+}
+
+}  // namespace impl
+
+// ---- public handle -------------------------------------------------------
+
+namespace {
+
+template <class F>
+auto on_loop(const std::shared_ptr<impl::PeerConnection>& pc, F&& fn) {
+  using R = decltype(fn());
+  if constexpr (std::is_void_v<R>) {
+    pc->loop->run_sync(fn);
+  } else {
+    std::optional<R> result;
+    pc->loop->run_sync([&] { result.emplace(fn()); });
+    return std::move(*result);
+  }
+}
+
+}  // namespace
+
+Expected<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configuration& config) {
+  auto servers = impl::resolve_ice_servers(config.ice_servers);
+  if (!servers) return {std::nullopt, servers.error().message};
+  auto cert = dtls::Certificate::generate();
+  if (!cert) return {std::nullopt, cert.error().message};
+  ice::Config ice_config;
+  ice_config.servers = std::move(servers.value());
+  ice_config.relay_only = config.ice_transport_policy == IceTransportPolicy::Relay;
+  ice_config.port_min = config.port_range_begin;
+  ice_config.port_max = config.port_range_end;
+  ice_config.local_addresses = config.gather_addresses;
+  ice_config.tcp = config.enable_ice_tcp;
+  if (config.max_message_size < 1024) return {std::nullopt, "max_message_size must be at least 1024"};
+  auto impl = std::make_shared<impl::PeerConnection>(config, base::Loop::shared(), cert.value(),
+                                                     std::move(ice_config));
+  Status status;
+  impl->loop->run_sync([&] { status = impl->init(); });
+  if (!status) return {std::nullopt, status.error().message};
+  return {std::make_shared<PeerConnection>(impl), {}};
+}
+
+PeerConnection::PeerConnection(std::shared_ptr<impl::PeerConnection> impl) : impl_(std::move(impl)) {}
+
+PeerConnection::~PeerConnection() { close(); }
+
+Expected<SessionDescription> PeerConnection::create_offer() {
+  return on_loop(impl_, [&]() -> Expected<SessionDescription> {
+    auto d = impl_->create_offer();
+    if (!d) return {std::nullopt, d.error().message};
+    return {SessionDescription{"offer", sdp::serialize(*d)}, {}};
+  });
+}
+
+Expected<SessionDescription> PeerConnection::create_answer() {
+  return on_loop(impl_, [&]() -> Expected<SessionDescription> {
+    auto d = impl_->create_answer();
+    if (!d) return {std::nullopt, d.error().message};
+    return {SessionDescription{"answer", sdp::serialize(*d)}, {}};
+  });
+}
+
+std::string PeerConnection::set_local_description(const SessionDescription& description) {
+  return on_loop(impl_, [&]() -> std::string {
+    auto s = impl_->set_local_description(description);
+    return s ? std::string() : s.error().message;
+  });
+}
+
+std::string PeerConnection::set_remote_description(const SessionDescription& description) {
+  return on_loop(impl_, [&]() -> std::string {
+    auto s = impl_->set_remote_description(description);
+    return s ? std::string() : s.error().message;
+  });
+}
+
+std::string PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
+  return on_loop(impl_, [&]() -> std::string {
+    auto s = impl_->add_ice_candidate(candidate);
+    return s ? std::string() : s.error().message;
+  });
+}
+
+std::optional<SessionDescription> PeerConnection::local_description() const {
+  return on_loop(impl_, [&] { return impl_->local_description(); });
+}
+
+std::optional<SessionDescription> PeerConnection::remote_description() const {
+  return on_loop(impl_, [&] { return impl_->remote_description(); });
+}
+
+void PeerConnection::restart_ice() {
+  on_loop(impl_, [&] { impl_->restart_ice_requested(); });
+}
+
+Expected<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,
+                                                                           const DataChannelInit& init) {
+  return on_loop(impl_, [&]() -> Expected<std::shared_ptr<DataChannel>> {
+    auto c = impl_->create_data_channel(label, init);
+    if (!c) return {std::nullopt, c.error().message};
+    return {std::make_shared<DataChannel>(c.value()), {}};
+  });
+}
+
+Stats PeerConnection::get_stats() const {
+  return on_loop(impl_, [&] { return impl_->get_stats(); });
+}
+
+void PeerConnection::close() {
+  auto impl = impl_;
+  if (impl->loop->in_loop_thread()) {
+    impl->close();
+  } else {
+    impl->loop->post([impl] { impl->close(); });
+  }
+}
+
+PeerConnectionState PeerConnection::connection_state() const { return impl_->connection_state; }
+IceConnectionState PeerConnection::ice_connection_state() const { return impl_->ice_state; }
+IceGatheringState PeerConnection::ice_gathering_state() const { return impl_->gathering_state; }
+SignalingState PeerConnection::signaling_state() const { return impl_->signaling_state; }
+
+#define RTCMESH_SETTER(name, type)                                                  \
+  void PeerConnection::name(std::function<type> callback) {                         \
+    on_loop(impl_, [&] { impl_->name = std::move(callback); });                     \
+  }
+RTCMESH_SETTER(on_ice_candidate, void(const IceCandidate&))
+RTCMESH_SETTER(on_connection_state_change, void(PeerConnectionState))
+RTCMESH_SETTER(on_ice_connection_state_change, void(IceConnectionState))
+RTCMESH_SETTER(on_ice_gathering_state_change, void(IceGatheringState))
+RTCMESH_SETTER(on_signaling_state_change, void(SignalingState))
+RTCMESH_SETTER(on_data_channel, void(std::shared_ptr<DataChannel>))
+RTCMESH_SETTER(on_error, void(const std::string&))
+#undef RTCMESH_SETTER
+
+}  // namespace rtcmesh

@@ -35,6 +35,8 @@ struct Stats {
   uint64_t bytes_received = 0;  // user payload bytes delivered
   uint64_t messages_sent = 0;
   uint64_t messages_received = 0;
+  // Incoming messages dropped because they exceeded max_receive_message_size.
+  uint64_t messages_dropped = 0;
 };
 
 struct Callbacks {

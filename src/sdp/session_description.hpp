@@ -9,6 +9,7 @@
 // Untrusted input: parse() never throws.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -69,19 +70,41 @@ struct SessionDescription {
   std::string connection_address = "0.0.0.0";  // c= line of the section
   uint16_t media_port = 9;                     // port on the m= line
   bool bundle = true;                          // a=group:BUNDLE present with our mid
-  std::vector<OtherMedia> other_media;         // sections we do not handle
+  std::vector<OtherMedia> other_media;         // sections we do not handle, in order
+  // Position of the data-channel section among all m= sections: other_media[0,
+  // application_index) come before it, the rest after. An answer must keep the
+  // offer's m= order (RFC 8829 section 5.3.1), so parse() records it and
+  // serialize() honours it (values past other_media.size() mean "last").
+  std::size_t application_index = 0;
 
   bool operator==(const SessionDescription&) const = default;
 };
 
-// Requires: v=, o=, s=, t= and exactly one usable m=application section with
-// ice-ufrag, ice-pwd and a fingerprint (session or media level).
+// Limits on untrusted input; anything larger is rejected with an Error.
+inline constexpr std::size_t kMaxSdpSize = 64 * 1024;    // bytes
+inline constexpr std::size_t kMaxLineLength = 4096;      // bytes per line
+inline constexpr std::size_t kMaxCandidates = 1024;      // in our section
+inline constexpr std::size_t kMaxFingerprints = 16;      // per level
+inline constexpr std::size_t kMaxMediaSections = 256;    // m= lines
+
+// Requires: v=0, o=, s= as the first three lines, t= before the first m=, and a
+// usable data-channel section: m=application with UDP/DTLS/SCTP (or TCP/DTLS/SCTP)
+// webrtc-datachannel, or legacy DTLS/SCTP <port>, and a non-zero port. The first
+// such section is ours; every other m= section (audio, video, a port-0 or second
+// application section) goes to other_media. ice-ufrag, ice-pwd and at least one
+// fingerprint are required at media or session level. Attributes of other_media
+// sections are not interpreted (only a=mid is kept); unknown attributes are ignored;
+// unknown line types are rejected (RFC 8866 section 5 allows either).
 Result<SessionDescription> parse(std::string_view text);
 
 // Produces `\r\n`-terminated SDP in the modern form (UDP/DTLS/SCTP webrtc-datachannel,
 // a=sctp-port, a=max-message-size when set, a=group:BUNDLE, a=msid-semantic: WMS,
 // ICE and DTLS attributes at media level, candidates, end-of-candidates when set).
-// Sections in other_media are written rejected (port 0) after ours, keeping their mids.
+// Sections in other_media are written rejected (port 0) at their position (see
+// application_index), keeping their mids, and are left out of the BUNDLE group.
+// For any value parse() returned, parse(serialize(d)) succeeds and equals d except
+// that legacy_sctpmap becomes false. Hand-built descriptions must hold valid
+// tokens (non-empty ufrag/pwd, no spaces or line breaks in strings).
 std::string serialize(const SessionDescription& description);
 
 }  // namespace rtcmesh::sdp

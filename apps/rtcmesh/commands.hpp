@@ -1,0 +1,18 @@
+// Subcommands of the rtcmesh binary. Each registers its CLI11 options and
+// returns the function that runs it.
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace rtcmesh::app {
+
+using Runner = std::function<int()>;
+
+Runner add_connect_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
+
+}  // namespace rtcmesh::app

@@ -1,0 +1,414 @@
+// `rtcmesh connect`: manual signaling over stdin/stdout, one data channel,
+// lines in, messages out. The interop tests drive it through pipes.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <iostream>
+#include <mutex>
+
+#include "base64.hpp"
+#include "commands.hpp"
+#include "rtcmesh/peer_connection.hpp"
+#include "stdin_lines.hpp"
+
+namespace rtcmesh::app {
+namespace {
+
+struct ConnectOptions {
+  bool offer = false;
+  bool answer = false;
+  std::string label = "data";
+  std::string protocol;
+  bool unordered = false;
+  int max_retransmits = -1;
+  int max_packet_life_time = -1;
+  int negotiated_id = -1;
+  bool echo = false;
+  std::vector<std::string> ice_servers;
+  std::string ice_username;
+  std::string ice_credential;
+  bool relay_only = false;
+  bool loopback = false;
+  std::vector<std::string> bind_addresses;
+  size_t max_message_size = 256 * 1024;
+  int port_min = 0, port_max = 0;
+  bool quiet = false;
+};
+
+StdinLines* g_stdin = nullptr;
+std::atomic<bool> g_interrupted{false};
+
+void on_signal(int) {
+  g_interrupted = true;
+  if (g_stdin) g_stdin->wake();
+}
+
+class Session {
+ public:
+  explicit Session(const ConnectOptions& options, StdinLines& input)
+      : options_(options), input_(input) {}
+
+  int run();
+
+ private:
+  void status(const std::string& text) {
+    if (options_.quiet && text.rfind("channel", 0) != 0) return;
+    std::lock_guard<std::mutex> lock(out_mutex_);
+    std::fprintf(stderr, "rtcmesh: %s\n", text.c_str());
+    std::fflush(stderr);
+  }
+  void print_line(const std::string& text) {
+    std::lock_guard<std::mutex> lock(out_mutex_);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  void attach(const std::shared_ptr<DataChannel>& channel);
+  bool apply_remote(const std::string& line, const char* expected_type);
+  bool wait_gathering();
+  void send_line(const std::string& line);
+  void finish(int code) {
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      if (exit_code_ < 0) exit_code_ = code;
+    }
+    state_cv_.notify_all();
+    input_.wake();
+  }
+
+  const ConnectOptions& options_;
+  StdinLines& input_;
+  std::mutex out_mutex_;
+  std::shared_ptr<PeerConnection> pc_;
+  std::mutex state_mutex_;
+  std::condition_variable state_cv_;
+  std::shared_ptr<DataChannel> channel_;  // guarded by state_mutex_
+  bool open_ = false;
+  bool closed_ = false;
+  bool gathered_ = false;
+  int exit_code_ = -1;
+};
+
+void Session::attach(const std::shared_ptr<DataChannel>& channel) {
+  std::weak_ptr<DataChannel> weak = channel;
+  channel->on_open([this, weak] {
+    auto c = weak.lock();
+    status("channel open (label \"" + (c ? c->label() : "") + "\", id " +
+           (c && c->id() ? std::to_string(*c->id()) : "?") + ")");
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      open_ = true;
+    }
+    state_cv_.notify_all();
+    input_.wake();
+  });
+  channel->on_message([this, weak](const Message& m) {
+    if (m.binary) {
+      print_line("binary:" + base64_encode(m.data));
+    } else {
+      print_line(std::string(m.text()));
+    }
+    if (options_.echo) {
+      if (auto c = weak.lock()) {
+        std::string error;
+        bool ok = m.binary ? c->send(m.data, &error) : c->send(m.text(), &error);
+        if (!ok) status("echo failed: " + error);
+      }
+    }
+  });
+  channel->on_close([this] {
+    status("channel closed");
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      closed_ = true;
+    }
+    finish(0);
+  });
+  channel->on_error([this](const std::string& error) { status("channel error: " + error); });
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  channel_ = channel;
+}
+
+bool Session::apply_remote(const std::string& line, const char* expected_type) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    status(std::string("error: expected a JSON ") + expected_type + " line, got invalid JSON");
+    return false;
+  }
+  if (j.contains("candidate") && j["candidate"].is_string()) {
+    IceCandidate c;
+    c.candidate = j["candidate"].get<std::string>();
+    if (j.contains("sdpMid") && j["sdpMid"].is_string()) c.sdp_mid = j["sdpMid"].get<std::string>();
+    auto error = pc_->add_ice_candidate(c);
+    status(error.empty() ? "remote candidate added" : "error: " + error);
+    return false;
+  }
+  if (!j.contains("type") || !j["type"].is_string() || !j.contains("sdp") || !j["sdp"].is_string()) {
+    status(std::string("error: expected {\"type\":\"") + expected_type + "\",\"sdp\":...}");
+    return false;
+  }
+  SessionDescription d{j["type"].get<std::string>(), j["sdp"].get<std::string>()};
+  if (d.type != expected_type) {
+    status("error: expected an " + std::string(expected_type) + ", got type \"" + d.type + "\"");
+    return false;
+  }
+  auto error = pc_->set_remote_description(d);
+  if (!error.empty()) {
+    status("error: " + error);
+    return false;
+  }
+  status(std::string("remote ") + expected_type + " applied");
+  return true;
+}
+
+bool Session::wait_gathering() {
+  std::unique_lock<std::mutex> lock(state_mutex_);
+  state_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return gathered_ || exit_code_ >= 0; });
+  return gathered_;
+}
+
+void Session::send_line(const std::string& line) {
+  std::shared_ptr<DataChannel> channel;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    channel = channel_;
+  }
+  if (!channel) return;
+  std::string error;
+  bool ok;
+  if (line.rfind("binary:", 0) == 0) {
+    auto bytes = base64_decode(std::string_view(line).substr(7));
+    if (!bytes) {
+      status("error: bad base64 after 'binary:'; line not sent");
+      return;
+    }
+    ok = channel->send(std::span<const uint8_t>(bytes->data(), bytes->size()), &error);
+  } else {
+    ok = channel->send(line, &error);
+  }
+  if (!ok) status("send failed: " + error);
+}
+
+int Session::run() {
+  Configuration config;
+  if (options_.loopback) config.gather_addresses = {"127.0.0.1"};
+  for (const auto& a : options_.bind_addresses) config.gather_addresses.push_back(a);
+  for (const auto& url : options_.ice_servers) {
+    config.ice_servers.push_back({{url}, options_.ice_username, options_.ice_credential});
+  }
+  if (options_.relay_only) config.ice_transport_policy = IceTransportPolicy::Relay;
+  config.max_message_size = options_.max_message_size;
+  config.port_range_begin = static_cast<uint16_t>(options_.port_min);
+  config.port_range_end = static_cast<uint16_t>(options_.port_max);
+  auto created = PeerConnection::create(config);
+  if (!created) {
+    status("error: " + created.error);
+    return 2;
+  }
+  pc_ = *created.value;
+  pc_->on_ice_gathering_state_change([this](IceGatheringState s) {
+    if (s != IceGatheringState::Complete) return;
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      gathered_ = true;
+    }
+    state_cv_.notify_all();
+  });
+  pc_->on_connection_state_change([this](PeerConnectionState s) {
+    status(std::string("connection state ") + to_string(s));
+    if (s == PeerConnectionState::Connected) {
+      auto stats = pc_->get_stats();
+      if (stats.selected_candidate_pair) {
+        const auto& p = *stats.selected_candidate_pair;
+        status("selected pair " + p.local.candidate_type + " " + p.local.address + ":" +
+               std::to_string(p.local.port) + " <-> " + p.remote.candidate_type + " " +
+               p.remote.address + ":" + std::to_string(p.remote.port));
+      }
+    }
+    if (s == PeerConnectionState::Failed) finish(1);
+  });
+  pc_->on_error([this](const std::string& error) { status("connection failed: " + error); });
+  pc_->on_data_channel([this](std::shared_ptr<DataChannel> channel) {
+    attach(channel);
+    // on_open already fired inside this callback's caller only after we return,
+    // so attach() sees it.
+  });
+
+  DataChannelInit init;
+  init.ordered = !options_.unordered;
+  if (options_.max_retransmits >= 0) init.max_retransmits = static_cast<uint16_t>(options_.max_retransmits);
+  if (options_.max_packet_life_time >= 0) {
+    init.max_packet_life_time = static_cast<uint16_t>(options_.max_packet_life_time);
+  }
+  init.protocol = options_.protocol;
+  if (options_.negotiated_id >= 0) {
+    init.negotiated = true;
+    init.id = static_cast<uint16_t>(options_.negotiated_id);
+  }
+  if (options_.offer || init.negotiated) {
+    auto channel = pc_->create_data_channel(options_.label, init);
+    if (!channel) {
+      status("error: " + channel.error);
+      return 2;
+    }
+    attach(*channel.value);
+  }
+
+  std::string line;
+  if (options_.answer) {
+    status("waiting for the offer on stdin");
+    for (;;) {
+      auto st = input_.next(line);
+      if (st != StdinLines::Status::Line) return 0;  // EOF or signal before any offer
+      if (line.empty()) continue;
+      if (apply_remote(line, "offer")) break;
+    }
+  }
+  if (auto error = pc_->set_local_description(); !error.empty()) {
+    status("error: " + error);
+    return 1;
+  }
+  if (!wait_gathering()) {
+    if (exit_code_ >= 0) return exit_code_;
+    status("error: ICE gathering did not complete");
+    return 1;
+  }
+  auto local = pc_->local_description();
+  print_line(nlohmann::json{{"type", local->type}, {"sdp", local->sdp}}.dump());
+  if (options_.offer) {
+    status("waiting for the answer on stdin");
+    for (;;) {
+      auto st = input_.next(line);
+      if (st == StdinLines::Status::Eof || g_interrupted) return 0;
+      if (st != StdinLines::Status::Line) {
+        std::lock_guard<std::mutex> lock(state_mutex_);
+        if (exit_code_ >= 0) return exit_code_;
+        continue;
+      }
+      if (line.empty()) continue;
+      if (apply_remote(line, "answer")) break;
+    }
+  }
+
+  // Bridge: stdin lines -> messages. Lines typed before the channel opens wait.
+  std::deque<std::string> pending;
+  bool stdin_done = false;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      if (exit_code_ >= 0) break;
+      if (open_) {
+        while (!pending.empty()) {
+          auto l = std::move(pending.front());
+          pending.pop_front();
+          state_mutex_.unlock();
+          send_line(l);
+          state_mutex_.lock();
+        }
+      }
+      if (stdin_done && open_ && pending.empty()) break;
+    }
+    if (g_interrupted) break;
+    if (stdin_done) {
+      std::unique_lock<std::mutex> lock(state_mutex_);
+      state_cv_.wait_for(lock, std::chrono::milliseconds(200));
+      continue;
+    }
+    auto st = input_.next(line);
+    if (st == StdinLines::Status::Line) {
+      bool is_open;
+      {
+        std::lock_guard<std::mutex> lock(state_mutex_);
+        is_open = open_ && pending.empty();
+      }
+      if (is_open) send_line(line);
+      else pending.push_back(line);
+    } else if (st == StdinLines::Status::Eof) {
+      stdin_done = true;
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      if (!open_) break;  // nothing to flush: close right away
+    }
+  }
+
+  int code;
+  std::shared_ptr<DataChannel> channel;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    code = exit_code_ >= 0 ? exit_code_ : 0;
+    channel = channel_;
+  }
+  if (channel && !closed_ && channel->ready_state() == DataChannelState::Open) {
+    // Close by stream reset after the queued messages, and give the peer a
+    // moment to answer so it sees a clean close.
+    channel->close();
+    std::unique_lock<std::mutex> lock(state_mutex_);
+    state_cv_.wait_for(lock, std::chrono::seconds(3), [&] { return closed_; });
+  }
+  pc_->close();
+  pc_.reset();
+  return code;
+}
+
+}  // namespace
+
+Runner add_connect_command(CLI::App& app) {
+  auto options = std::make_shared<ConnectOptions>();
+  auto* cmd = app.add_subcommand(
+      "connect",
+      "Connect to one peer with manual signaling: descriptions as JSON lines on stdin/stdout, "
+      "then stdin lines become messages and messages are printed as lines");
+  auto* offer = cmd->add_flag("--offer", options->offer, "Create the offer (and the data channel)");
+  auto* answer = cmd->add_flag("--answer", options->answer, "Read an offer and answer it");
+  offer->excludes(answer);
+  cmd->add_option("--label", options->label, "Data channel label")->capture_default_str();
+  cmd->add_option("--protocol", options->protocol, "Data channel sub-protocol");
+  cmd->add_flag("--unordered", options->unordered, "Unordered delivery");
+  auto* rexmit = cmd->add_option("--max-retransmits", options->max_retransmits,
+                                 "Partial reliability: at most N retransmissions")
+                     ->check(CLI::Range(0, 65535));
+  cmd->add_option("--max-packet-life-time", options->max_packet_life_time,
+                  "Partial reliability: give up after MS milliseconds")
+      ->check(CLI::Range(0, 65535))
+      ->excludes(rexmit);
+  cmd->add_option("--negotiated-id", options->negotiated_id,
+                  "Negotiated channel with this SCTP stream id (both sides must agree)")
+      ->check(CLI::Range(0, 1023));
+  cmd->add_flag("--echo", options->echo, "Send every received message straight back");
+  cmd->add_option("--ice-server", options->ice_servers,
+                  "STUN/TURN URL (stun:, turn:, turns:, ?transport=tcp); repeatable");
+  cmd->add_option("--ice-username", options->ice_username, "Username for TURN servers");
+  cmd->add_option("--ice-credential", options->ice_credential, "Credential for TURN servers");
+  cmd->add_flag("--relay-only", options->relay_only, "ICE transport policy 'relay'");
+  cmd->add_flag("--loopback", options->loopback, "Gather host candidates on 127.0.0.1 only");
+  cmd->add_option("--bind", options->bind_addresses, "Gather host candidates on this address");
+  cmd->add_option("--max-message-size", options->max_message_size,
+                  "Largest message we accept (a=max-message-size)")
+      ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
+      ->capture_default_str();
+  cmd->add_option("--port-min", options->port_min, "Lowest local port")->check(CLI::Range(0, 65535));
+  cmd->add_option("--port-max", options->port_max, "Highest local port")->check(CLI::Range(0, 65535));
+  cmd->add_flag("--quiet", options->quiet, "Only channel status lines on stderr");
+  return [cmd, options]() -> int {
+    if (!options->offer && !options->answer) {
+      std::fprintf(stderr, "rtcmesh connect: give --offer or --answer (see --help)\n");
+      return 2;
+    }
+    (void)cmd;
+    StdinLines input;
+    g_stdin = &input;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+    Session session(*options, input);
+    int code = session.run();
+    g_stdin = nullptr;
+    return code;
+  };
+}
+
+}  // namespace rtcmesh::app

@@ -1,0 +1,618 @@
+// DtlsTransport and Certificate tests: two transports joined by a MemoryLink on
+// one Loop. Everything that touches a transport runs on the loop thread
+// (run_sync); the test thread only polls with timeouts.
+#include "dtls/dtls_transport.hpp"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/loop.hpp"
+#include "dtls/certificate.hpp"
+#include "testing/memory_link.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rtcmesh::ByteSpan;
+using rtcmesh::base::Loop;
+using rtcmesh::dtls::Certificate;
+using rtcmesh::dtls::DtlsTransport;
+using rtcmesh::dtls::RemoteFingerprint;
+using rtcmesh::dtls::Role;
+using rtcmesh::dtls::State;
+using rtcmesh::testing::MemoryLink;
+using Clock = std::chrono::steady_clock;
+using Bytes = std::vector<uint8_t>;
+
+std::shared_ptr<Certificate> make_certificate() {
+  auto cert = Certificate::generate();
+  EXPECT_TRUE(cert.ok()) << (cert.ok() ? "" : cert.error().message);
+  return cert.ok() ? cert.value() : nullptr;
+}
+
+std::vector<RemoteFingerprint> sha256_of(const std::shared_ptr<Certificate>& cert) {
+  return {{"sha-256", cert->fingerprint_sha256()}};
+}
+
+Bytes pattern(size_t size, uint8_t seed) {
+  Bytes bytes(size);
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(seed + i * 7 + (i >> 8));
+  return bytes;
+}
+
+bool contains(const std::vector<State>& states, State state) {
+  return std::find(states.begin(), states.end(), state) != states.end();
+}
+
+// One end of the pair: the transport and everything its callbacks saw.
+struct Side {
+  std::unique_ptr<DtlsTransport> transport;
+  std::vector<State> states;
+  std::string error;
+  std::vector<Bytes> received;
+  size_t datagrams_in = 0;  // datagrams the link delivered to this side
+  bool destroy_on_connected = false;
+  bool destroy_on_receive = false;
+  Clock::time_point connected_at{};
+
+  State state() const { return states.empty() ? State::New : states.back(); }
+};
+
+class DtlsPairTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cert_a_ = make_certificate();
+    cert_b_ = make_certificate();
+    ASSERT_TRUE(cert_a_ && cert_b_);
+    make_link();
+  }
+
+  void TearDown() override { destroy_all(); }
+
+  void make_link() {
+    loop_.run_sync([&] {
+      link_ = std::make_unique<MemoryLink>(loop_);
+      link_->a.set_receiver([this](ByteSpan p) {
+        ++a_.datagrams_in;
+        if (a_.transport) a_.transport->receive_from_lower(p);
+      });
+      link_->b.set_receiver([this](ByteSpan p) {
+        ++b_.datagrams_in;
+        if (b_.transport) b_.transport->receive_from_lower(p);
+      });
+    });
+  }
+
+  void destroy_all() {
+    loop_.run_sync([&] {
+      a_.transport.reset();
+      b_.transport.reset();
+      link_.reset();
+    });
+    // Let queued deliveries and timers of the dead objects run out.
+    loop_.run_sync([] {});
+  }
+
+  // A fresh link and fresh sides (for tests that run several handshakes).
+  void reset_pair() {
+    destroy_all();
+    loop_.run_sync([&] {
+      a_ = Side{};
+      b_ = Side{};
+    });
+    make_link();
+  }
+
+  void create(Side& side, MemoryLink::End& end, const std::shared_ptr<Certificate>& cert, Role role,
+              std::vector<RemoteFingerprint> remote) {
+    loop_.run_sync([&] {
+      side.transport = std::make_unique<DtlsTransport>(
+          loop_, end, cert, role, std::move(remote), [&side](State state, const std::string& error) {
+            side.states.push_back(state);
+            if (state == State::Failed) side.error = error;
+            if (state == State::Connected) {
+              side.connected_at = Clock::now();
+              if (side.destroy_on_connected) side.transport.reset();
+            }
+          });
+      side.transport->set_receiver([&side](ByteSpan p) {
+        side.received.emplace_back(p.begin(), p.end());
+        if (side.destroy_on_receive) side.transport.reset();
+      });
+    });
+  }
+
+  // a is the client unless told otherwise; each expects the other's certificate.
+  void create_pair(bool a_is_client = true) {
+    create(a_, link_->a, cert_a_, a_is_client ? Role::Client : Role::Server, sha256_of(cert_b_));
+    create(b_, link_->b, cert_b_, a_is_client ? Role::Server : Role::Client, sha256_of(cert_a_));
+  }
+
+  void start(Side& side) {
+    loop_.run_sync([&] { side.transport->start(); });
+  }
+  void start_both() {
+    loop_.run_sync([&] {
+      a_.transport->start();
+      b_.transport->start();
+    });
+  }
+
+  template <class Predicate>
+  bool wait_until(Predicate predicate, std::chrono::milliseconds timeout = 5s) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+      bool done = false;
+      loop_.run_sync([&] { done = predicate(); });
+      if (done) return true;
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  bool wait_connected() {
+    return wait_until([&] { return a_.state() == State::Connected && b_.state() == State::Connected; });
+  }
+
+  void sleep_on_test_thread(std::chrono::milliseconds duration) { std::this_thread::sleep_for(duration); }
+
+  template <class T>
+  T on_loop(const std::function<T()>& fn) {
+    T value{};
+    loop_.run_sync([&] { value = fn(); });
+    return value;
+  }
+
+  Loop loop_;
+  std::unique_ptr<MemoryLink> link_;
+  std::shared_ptr<Certificate> cert_a_;
+  std::shared_ptr<Certificate> cert_b_;
+  Side a_;
+  Side b_;
+};
+
+// Sends `packets` from `from` and checks `to` got exactly those bytes, in order.
+void exchange(Loop& loop, Side& from, Side& to, const std::vector<Bytes>& packets,
+              const std::function<bool(std::function<bool()>)>& wait) {
+  size_t before = 0;
+  loop.run_sync([&] {
+    before = to.received.size();
+    for (const auto& p : packets) EXPECT_TRUE(from.transport->send(ByteSpan(p.data(), p.size())));
+  });
+  ASSERT_TRUE(wait([&] { return to.received.size() >= before + packets.size(); }));
+  loop.run_sync([&] {
+    ASSERT_EQ(to.received.size(), before + packets.size());
+    for (size_t i = 0; i < packets.size(); ++i) EXPECT_EQ(to.received[before + i], packets[i]) << i;
+  });
+}
+
+std::vector<Bytes> test_packets(uint8_t seed) {
+  std::vector<Bytes> packets;
+  for (size_t size : {1, 2, 13, 100, 500, 1024, 1100, 1200, 1199, 4096, 16384}) {
+    packets.push_back(pattern(size, static_cast<uint8_t>(seed + size)));
+  }
+  return packets;
+}
+
+class DtlsHandshakeBothWays : public DtlsPairTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(DtlsHandshakeBothWays, ConnectsAndCarriesDataBothWays) {
+  const bool a_is_client = GetParam();
+  create_pair(a_is_client);
+  EXPECT_FALSE(on_loop<bool>([&] {
+    Bytes early = pattern(10, 1);
+    return a_.transport->send(ByteSpan(early.data(), early.size()));
+  })) << "send before Connected must fail";
+  start_both();
+  ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
+  loop_.run_sync([&] {
+    EXPECT_EQ(a_.states, (std::vector<State>{State::Connecting, State::Connected}));
+    EXPECT_EQ(b_.states, (std::vector<State>{State::Connecting, State::Connected}));
+    EXPECT_EQ(a_.transport->role(), a_is_client ? Role::Client : Role::Server);
+    EXPECT_EQ(a_.transport->state(), State::Connected);
+  });
+  auto wait = [this](std::function<bool()> p) { return wait_until(std::move(p)); };
+  exchange(loop_, a_, b_, test_packets(1), wait);
+  exchange(loop_, b_, a_, test_packets(2), wait);
+  // Interleaved, many small packets.
+  std::vector<Bytes> burst;
+  for (int i = 0; i < 500; ++i) burst.push_back(pattern(1 + (i * 37) % 1200, static_cast<uint8_t>(i)));
+  exchange(loop_, a_, b_, burst, wait);
+  exchange(loop_, b_, a_, burst, wait);
+  EXPECT_FALSE(on_loop<bool>([&] {
+    Bytes too_big(16385);
+    return a_.transport->send(ByteSpan(too_big.data(), too_big.size()));
+  }));
+}
+
+INSTANTIATE_TEST_SUITE_P(Roles, DtlsHandshakeBothWays, ::testing::Values(true, false),
+                         [](const auto& param_info) { return param_info.param ? "AIsClient" : "AIsServer"; });
+
+TEST_F(DtlsPairTest, AcceptsSha1AndAnyOfSeveralFingerprints) {
+  auto other = make_certificate();
+  auto sha1_of_b = rtcmesh::dtls::fingerprint(cert_b_->x509(), "sha-1");
+  ASSERT_TRUE(sha1_of_b.ok());
+  // Case-insensitive algorithm and value; the first entry does not match.
+  std::string lower_value = *sha1_of_b;
+  std::transform(lower_value.begin(), lower_value.end(), lower_value.begin(), ::tolower);
+  create(a_, link_->a, cert_a_, Role::Client,
+         {{"sha-256", other->fingerprint_sha256()}, {"SHA-1", lower_value}});
+  create(b_, link_->b, cert_b_, Role::Server, sha256_of(cert_a_));
+  start_both();
+  ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
+}
+
+class DtlsFingerprintMismatch : public DtlsPairTest, public ::testing::WithParamInterface<bool> {};
+
+// The side whose check fails reports both fingerprints; the other side never
+// reaches Connected (it gets the alert and fails).
+TEST_P(DtlsFingerprintMismatch, FailsAndPeerDoesNotConnect) {
+  const bool client_checks_wrong = GetParam();
+  auto stranger = make_certificate();
+  create(a_, link_->a, cert_a_, Role::Client,
+         client_checks_wrong ? sha256_of(stranger) : sha256_of(cert_b_));
+  create(b_, link_->b, cert_b_, Role::Server,
+         client_checks_wrong ? sha256_of(cert_a_) : sha256_of(stranger));
+  start_both();
+  Side& checker = client_checks_wrong ? a_ : b_;
+  Side& victim = client_checks_wrong ? b_ : a_;
+  const auto& real = client_checks_wrong ? cert_b_ : cert_a_;
+  ASSERT_TRUE(wait_until([&] { return checker.state() == State::Failed; }));
+  ASSERT_TRUE(wait_until([&] { return victim.state() == State::Failed; }));
+  sleep_on_test_thread(50ms);
+  loop_.run_sync([&] {
+    EXPECT_EQ(checker.error, "remote certificate fingerprint mismatch: expected sha-256 " +
+                                 stranger->fingerprint_sha256() + ", got " + real->fingerprint_sha256());
+    EXPECT_FALSE(contains(checker.states, State::Connected));
+    EXPECT_FALSE(contains(victim.states, State::Connected));
+    EXPECT_FALSE(victim.error.empty());
+    EXPECT_NE(victim.error.find("alert"), std::string::npos) << victim.error;
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Sides, DtlsFingerprintMismatch, ::testing::Values(true, false),
+                         [](const auto& param_info) { return param_info.param ? "ClientChecks" : "ServerChecks"; });
+
+TEST_F(DtlsPairTest, NoRemoteFingerprintFails) {
+  create(a_, link_->a, cert_a_, Role::Client, {});
+  create(b_, link_->b, cert_b_, Role::Server, sha256_of(cert_a_));
+  start_both();
+  ASSERT_TRUE(wait_until([&] { return a_.state() == State::Failed && b_.state() == State::Failed; }));
+  loop_.run_sync([&] {
+    EXPECT_NE(a_.error.find("fingerprint"), std::string::npos) << a_.error;
+    EXPECT_FALSE(contains(b_.states, State::Connected));
+  });
+}
+
+// Count of datagrams each side sends in a lossless handshake.
+std::pair<size_t, size_t> lossless_counts(MemoryLink& link, Loop& loop) {
+  size_t a = 0;
+  size_t b = 0;
+  loop.run_sync([&] {
+    a = link.a.sent;
+    b = link.b.sent;
+  });
+  return {a, b};
+}
+
+// Losing any single handshake datagram (first flight, server flight, client's
+// second flight, server's Finished) costs one short retransmission timeout,
+// not OpenSSL's default 1 s.
+TEST_F(DtlsPairTest, AnySingleLostHandshakeDatagramRecoversQuickly) {
+  create_pair();
+  start_both();
+  ASSERT_TRUE(wait_connected());
+  sleep_on_test_thread(20ms);
+  auto [client_count, server_count] = lossless_counts(*link_, loop_);
+  ASSERT_GE(client_count, 2u);
+  ASSERT_GE(server_count, 2u);
+
+  for (int from_server = 0; from_server < 2; ++from_server) {
+    size_t count = from_server ? server_count : client_count;
+    for (size_t drop = 0; drop < count; ++drop) {
+      SCOPED_TRACE((from_server ? "server datagram " : "client datagram ") + std::to_string(drop));
+      reset_pair();
+      create_pair();
+      auto seen = std::make_shared<size_t>(0);
+      loop_.run_sync([&] {
+        MemoryLink::End& end = from_server ? link_->b : link_->a;
+        end.filter = [seen, drop](ByteSpan) { return (*seen)++ != drop; };
+      });
+      auto started = Clock::now();
+      start_both();
+      ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
+      auto elapsed = on_loop<Clock::duration>(
+          [&] { return std::max(a_.connected_at, b_.connected_at) - started; });
+      EXPECT_LT(elapsed, 800ms) << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+      // And data flows afterwards.
+      auto wait = [this](std::function<bool()> p) { return wait_until(std::move(p)); };
+      exchange(loop_, a_, b_, {pattern(1100, 3)}, wait);
+      exchange(loop_, b_, a_, {pattern(1100, 4)}, wait);
+    }
+  }
+}
+
+TEST_F(DtlsPairTest, FirstFlightDroppedConnectsWellUnderOneSecond) {
+  create_pair();
+  loop_.run_sync([&] {
+    auto dropped = std::make_shared<bool>(false);
+    link_->a.filter = [dropped](ByteSpan) {
+      if (*dropped) return true;
+      *dropped = true;  // the ClientHello
+      return false;
+    };
+  });
+  auto started = Clock::now();
+  start_both();
+  ASSERT_TRUE(wait_connected());
+  auto elapsed = on_loop<Clock::duration>([&] { return std::max(a_.connected_at, b_.connected_at) - started; });
+  EXPECT_LT(elapsed, 800ms);
+  EXPECT_GE(elapsed, 50ms) << "the ClientHello was not dropped?";
+}
+
+// The server is started only after the client's ClientHello reached it; the
+// buffered ClientHello is answered at start() without waiting for a
+// retransmission.
+TEST_F(DtlsPairTest, EarlyPacketsAreBufferedUntilStart) {
+  create_pair();
+  auto server_started = std::make_shared<std::atomic<bool>>(false);
+  loop_.run_sync([&] {
+    a_.transport->start();  // the ClientHello is on its way
+    // Drop the client's retransmissions while the server is not started, so
+    // only the buffered first ClientHello can make progress.
+    link_->a.filter = [server_started](ByteSpan) { return server_started->load(); };
+  });
+  ASSERT_TRUE(wait_until([&] { return b_.datagrams_in >= 1; }));
+  sleep_on_test_thread(350ms);  // client retransmits at ~100 and ~300 ms; next one at ~700 ms
+  auto started = Clock::now();
+  loop_.run_sync([&] {
+    EXPECT_EQ(b_.transport->state(), State::New);
+    server_started->store(true);
+    b_.transport->start();
+  });
+  ASSERT_TRUE(wait_connected());
+  auto elapsed = on_loop<Clock::duration>([&] { return std::max(a_.connected_at, b_.connected_at) - started; });
+  EXPECT_LT(elapsed, 250ms) << "connected only after a client retransmission";
+}
+
+TEST_F(DtlsPairTest, EarlyBufferIsBounded) {
+  create_pair();
+  loop_.run_sync([&] {
+    Bytes junk = pattern(50, 9);
+    junk[0] = 22;
+    for (int i = 0; i < 1000; ++i) b_.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
+  });
+  start_both();
+  ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
+}
+
+class DtlsCloseTest : public DtlsPairTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(DtlsCloseTest, CloseNotifyReachesPeer) {
+  const bool client_closes = GetParam();
+  create_pair();
+  start_both();
+  ASSERT_TRUE(wait_connected());
+  Side& closer = client_closes ? a_ : b_;
+  Side& peer = client_closes ? b_ : a_;
+  loop_.run_sync([&] {
+    closer.transport->close();
+    closer.transport->close();  // idempotent
+    EXPECT_EQ(closer.transport->state(), State::Closed);
+    Bytes p = pattern(10, 1);
+    EXPECT_FALSE(closer.transport->send(ByteSpan(p.data(), p.size())));
+  });
+  ASSERT_TRUE(wait_until([&] { return peer.state() == State::Closed; }));
+  sleep_on_test_thread(20ms);
+  loop_.run_sync([&] {
+    EXPECT_EQ(closer.states, (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
+    EXPECT_EQ(peer.states, (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
+    EXPECT_TRUE(peer.error.empty());
+    peer.transport->close();  // already closed: no new callback
+    EXPECT_EQ(peer.states.size(), 3u);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Sides, DtlsCloseTest, ::testing::Values(true, false),
+                         [](const auto& param_info) { return param_info.param ? "ClientCloses" : "ServerCloses"; });
+
+TEST_F(DtlsPairTest, CloseBeforeStartAndDuringHandshake) {
+  create_pair();
+  loop_.run_sync([&] {
+    a_.transport->close();
+    EXPECT_EQ(a_.transport->state(), State::Closed);
+    a_.transport->start();  // no effect after close
+    EXPECT_EQ(a_.transport->state(), State::Closed);
+  });
+  reset_pair();
+  create_pair();
+  loop_.run_sync([&] { link_->b.filter = [](ByteSpan) { return false; }; });  // server unheard
+  start_both();
+  sleep_on_test_thread(30ms);
+  loop_.run_sync([&] {
+    a_.transport->close();
+    EXPECT_EQ(a_.transport->state(), State::Closed);
+  });
+  sleep_on_test_thread(300ms);  // retransmission timers would have fired by now
+  loop_.run_sync([&] { EXPECT_EQ(a_.states, (std::vector<State>{State::Connecting, State::Closed})); });
+}
+
+TEST_F(DtlsPairTest, GarbageRecordsAreIgnored) {
+  create_pair();
+  start_both();
+  ASSERT_TRUE(wait_connected());
+  loop_.run_sync([&] {
+    for (uint8_t type : {20, 21, 22, 23, 63, 0, 64, 255}) {
+      Bytes junk = pattern(80, type);
+      junk[0] = type;
+      b_.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
+      // A "record" with a valid header but a forged body: fails authentication.
+      Bytes forged = {23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 20};
+      forged.resize(13 + 20, 0xAB);
+      b_.transport->receive_from_lower(ByteSpan(forged.data(), forged.size()));
+    }
+    b_.transport->receive_from_lower(ByteSpan());
+  });
+  auto wait = [this](std::function<bool()> p) { return wait_until(std::move(p)); };
+  exchange(loop_, a_, b_, {pattern(1000, 5)}, wait);
+  loop_.run_sync([&] { EXPECT_EQ(b_.transport->state(), State::Connected) << b_.error; });
+}
+
+// Destroying a transport with retransmission timers pending is clean, and no
+// callback fires afterwards (run under ASan too).
+TEST_F(DtlsPairTest, DestroyMidHandshakeWithTimersPending) {
+  for (int victim_is_client = 0; victim_is_client < 2; ++victim_is_client) {
+    reset_pair();
+    create_pair();
+    // Nothing from the server reaches the client: both keep retransmitting.
+    loop_.run_sync([&] { link_->b.filter = [](ByteSpan) { return false; }; });
+    start_both();
+    sleep_on_test_thread(120ms);  // at least one retransmission happened
+    Side& victim = victim_is_client ? a_ : b_;
+    size_t states_seen = 0;
+    loop_.run_sync([&] {
+      states_seen = victim.states.size();
+      victim.transport.reset();
+    });
+    sleep_on_test_thread(400ms);
+    loop_.run_sync([&] { EXPECT_EQ(victim.states.size(), states_seen); });
+  }
+}
+
+TEST_F(DtlsPairTest, DestroyMidDataWithDeliveriesQueued) {
+  create_pair();
+  start_both();
+  ASSERT_TRUE(wait_connected());
+  Bytes packet = pattern(1100, 7);
+  loop_.run_sync([&] {
+    for (int i = 0; i < 2000; ++i) {
+      a_.transport->send(ByteSpan(packet.data(), packet.size()));
+      b_.transport->send(ByteSpan(packet.data(), packet.size()));
+    }
+    // Deliveries to b are queued on the loop; b goes away before most of them.
+    loop_.post([this] { b_.transport.reset(); });
+  });
+  sleep_on_test_thread(50ms);
+  loop_.run_sync([&] { a_.transport.reset(); });
+  sleep_on_test_thread(50ms);
+}
+
+TEST_F(DtlsPairTest, DestroyFromOwnCallbacks) {
+  // From the Connected state callback.
+  create_pair();
+  loop_.run_sync([&] { a_.destroy_on_connected = true; });
+  start_both();
+  ASSERT_TRUE(wait_until([&] { return a_.transport == nullptr && b_.state() == State::Connected; }));
+  sleep_on_test_thread(50ms);
+  // From the receiver, while a datagram is being read.
+  reset_pair();
+  create_pair();
+  start_both();
+  ASSERT_TRUE(wait_connected());
+  loop_.run_sync([&] {
+    b_.destroy_on_receive = true;
+    Bytes p = pattern(100, 1);
+    for (int i = 0; i < 10; ++i) a_.transport->send(ByteSpan(p.data(), p.size()));
+  });
+  ASSERT_TRUE(wait_until([&] { return b_.transport == nullptr; }));
+  sleep_on_test_thread(20ms);
+  loop_.run_sync([&] { EXPECT_EQ(b_.received.size(), 1u); });
+}
+
+TEST_F(DtlsPairTest, SetupErrorIsReportedAtStart) {
+  loop_.run_sync([&] {
+    a_.transport = std::make_unique<DtlsTransport>(
+        loop_, link_->a, nullptr, Role::Client, sha256_of(cert_b_),
+        [&](State state, const std::string& error) {
+          a_.states.push_back(state);
+          a_.error = error;
+        });
+    a_.transport->start();
+    EXPECT_EQ(a_.transport->state(), State::Failed);
+    EXPECT_NE(a_.error.find("certificate"), std::string::npos) << a_.error;
+  });
+}
+
+// ---- Certificate ----
+
+TEST(Certificate, GeneratesSelfSignedEcdsaP256) {
+  auto cert = make_certificate();
+  ASSERT_TRUE(cert);
+  EVP_PKEY* key = cert->key();
+  EXPECT_EQ(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
+  char group[64] = {};
+  size_t group_len = 0;
+  ASSERT_EQ(EVP_PKEY_get_group_name(key, group, sizeof group, &group_len), 1);
+  EXPECT_STREQ(group, "prime256v1");
+  X509* x509 = cert->x509();
+  EXPECT_EQ(X509_get_version(x509), X509_VERSION_3);
+  EXPECT_EQ(X509_get_signature_nid(x509), NID_ecdsa_with_SHA256);
+  EXPECT_EQ(X509_verify(x509, key), 1) << "not self-signed with its own key";
+  EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(x509), X509_get_issuer_name(x509)), 0);
+  char cn[64] = {};
+  ASSERT_GT(X509_NAME_get_text_by_NID(X509_get_subject_name(x509), NID_commonName, cn, sizeof cn), 0);
+  EXPECT_STREQ(cn, "rtcmesh");
+  int days = 0;
+  int seconds = 0;
+  ASSERT_EQ(ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notBefore(x509)), 1);
+  EXPECT_EQ(days * 86400 + seconds <= -86400 + 5 && days * 86400 + seconds >= -86400 - 5, true)
+      << days << "d " << seconds << "s";
+  ASSERT_EQ(ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(x509)), 1);
+  EXPECT_EQ(days * 86400 + seconds <= 30 * 86400 + 5 && days * 86400 + seconds >= 30 * 86400 - 5, true)
+      << days << "d " << seconds << "s";
+  // Random serials: two certificates differ.
+  auto other = make_certificate();
+  EXPECT_NE(ASN1_INTEGER_cmp(X509_get0_serialNumber(x509), X509_get0_serialNumber(other->x509())), 0);
+  EXPECT_NE(cert->fingerprint_sha256(), other->fingerprint_sha256());
+}
+
+TEST(Certificate, FingerprintFormat) {
+  auto cert = make_certificate();
+  ASSERT_TRUE(cert);
+  const std::string& fp = cert->fingerprint_sha256();
+  EXPECT_TRUE(std::regex_match(fp, std::regex("([0-9A-F]{2}:){31}[0-9A-F]{2}"))) << fp;
+  auto computed = rtcmesh::dtls::fingerprint(cert->x509(), "sha-256");
+  ASSERT_TRUE(computed.ok());
+  EXPECT_EQ(*computed, fp);
+  auto upper = rtcmesh::dtls::fingerprint(cert->x509(), "SHA-256");
+  ASSERT_TRUE(upper.ok());
+  EXPECT_EQ(*upper, fp);
+
+  auto sha1 = rtcmesh::dtls::fingerprint(cert->x509(), "sha-1");
+  ASSERT_TRUE(sha1.ok());
+  EXPECT_TRUE(std::regex_match(*sha1, std::regex("([0-9A-F]{2}:){19}[0-9A-F]{2}"))) << *sha1;
+  for (auto [name, bytes] : {std::pair{"sha-224", 28}, {"sha-384", 48}, {"sha-512", 64}}) {
+    auto value = rtcmesh::dtls::fingerprint(cert->x509(), name);
+    ASSERT_TRUE(value.ok()) << name;
+    EXPECT_EQ(value->size(), static_cast<size_t>(bytes * 3 - 1)) << name;
+  }
+}
+
+TEST(Certificate, UnknownAlgorithmIsAnError) {
+  auto cert = make_certificate();
+  ASSERT_TRUE(cert);
+  for (const char* name : {"md5", "sha-3", "", "sha256"}) {
+    auto value = rtcmesh::dtls::fingerprint(cert->x509(), name);
+    ASSERT_FALSE(value.ok()) << name;
+    EXPECT_NE(value.error().message.find("unsupported"), std::string::npos);
+  }
+  EXPECT_FALSE(rtcmesh::dtls::fingerprint(nullptr, "sha-256").ok());
+}
+
+TEST(DtlsState, ToString) {
+  EXPECT_STREQ(rtcmesh::dtls::to_string(State::New), "new");
+  EXPECT_STREQ(rtcmesh::dtls::to_string(State::Connected), "connected");
+  EXPECT_STREQ(rtcmesh::dtls::to_string(State::Failed), "failed");
+}
+
+}  // namespace

@@ -1,0 +1,530 @@
+#!/usr/bin/python3
+"""Drive two `connect`-protocol peers against each other.
+
+  pair.py --offerer "<cmd...>" --answerer "<cmd...>" [--scenario NAME]
+          [--timeout S] [--expect-checked N] [--isolate] [--verbose]
+
+Both commands are shlex-split and started with pipes on stdin/stdout/stderr.
+The offer line printed by the offerer is written to the answerer's stdin, the
+answer line printed by the answerer is written back to the offerer's stdin.
+Then, per scenario:
+
+  selftest           one side runs --selftest, the other --echo. Passes when the
+                     selftest side prints {"selftest":"pass",...} (with at least
+                     --expect-checked checks), the side that did not run the
+                     selftest prints "rtcmesh: channel closed" after the selftest
+                     side closes, and both exit 0 by themselves. A
+                     {"selftest":"checked"} line (--expect-remote-close) makes
+                     the driver close the other side's stdin.
+  lines              after both sides print "rtcmesh: channel open", text and
+                     binary lines written to the offerer's stdin must appear,
+                     in order, on the answerer's stdout and vice versa; then
+                     the offerer's stdin is closed and both must print
+                     "rtcmesh: channel closed" and exit 0.
+  close-by-offerer   after both are open, close the offerer's stdin: the
+  close-by-answerer  answerer must print "rtcmesh: channel closed" and both must
+                     exit 0 (mirrored for close-by-answerer).
+
+--isolate re-runs the driver inside a new network namespace that has only the
+loopback interface (unshare --net), so no peer can reach or offer anything but
+127.0.0.1. Every process the peers started is killed at the end (the driver is
+a child subreaper, so grandchildren such as browsers cannot escape). Exit code
+0 on pass, 1 on fail (the stderr of both peers is printed on failure).
+"""
+
+import argparse
+import base64
+import ctypes
+import json
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+ISOLATED_ENV = "RTCMESH_PAIR_ISOLATED"
+OPEN_PREFIX = b"rtcmesh: channel open"
+CLOSED_PREFIX = b"rtcmesh: channel closed"
+SCENARIOS = ("selftest", "lines", "close-by-offerer", "close-by-answerer")
+
+
+class Fail(Exception):
+    pass
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="pair.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--offerer", required=True, help="offerer command line (shlex-split)")
+    p.add_argument("--answerer", required=True, help="answerer command line (shlex-split)")
+    p.add_argument("--scenario", default="selftest", choices=SCENARIOS)
+    p.add_argument("--timeout", type=float, default=60.0, help="overall time limit in seconds")
+    p.add_argument("--expect-checked", type=int, default=0,
+                   help="selftest: minimum number of checked messages")
+    p.add_argument("--exit-grace", type=float, default=10.0,
+                   help="seconds a peer gets to exit after its part is done")
+    p.add_argument("--isolate", action="store_true",
+                   help="run inside a new loopback-only network namespace")
+    p.add_argument("--verbose", "-v", action="store_true", help="stream both peers' stderr")
+    return p.parse_args(argv)
+
+
+def reexec_isolated(argv):
+    unshare = shutil.which("unshare")
+    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if not unshare or not ip:
+        print("pair: FAIL: --isolate needs unshare (util-linux) and ip (iproute2)", file=sys.stderr)
+        sys.exit(1)
+    cmd = [unshare, "--net"]
+    if os.geteuid() != 0:
+        cmd.append("--map-root-user")
+    cmd += ["--", "/bin/sh", "-c", f'{shlex.quote(ip)} link set lo up && exec "$@"', "sh",
+            sys.executable, os.path.abspath(__file__)] + argv
+    env = dict(os.environ)
+    env[ISOLATED_ENV] = "1"
+    try:
+        os.execve(unshare, cmd, env)
+    except OSError as e:
+        print(f"pair: FAIL: cannot run {unshare}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def become_subreaper():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_CHILD_SUBREAPER = 36
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(root_pid):
+    """All live descendants of root_pid, from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...
+        rest = data[data.rfind(b")") + 2:].split()
+        if rest[:1] == [b"Z"]:
+            continue  # zombie: already dead, reaped below
+        try:
+            ppid = int(rest[1])
+        except (IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, stack = [], [root_pid]
+    while stack:
+        for c in children.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+class Peer:
+    def __init__(self, role, cmd, events, verbose):
+        self.role = role
+        self.cmd = cmd
+        self.events = events
+        self.verbose = verbose
+        self.lines = []          # stdout lines after the signalling line
+        self.signal_line = None
+        self.stderr = []
+        self.opened_at = None
+        self.closed_seen = False
+        self.rc = None
+        self.stdin_closed = False
+        self.stderr_eof = False
+        argv = shlex.split(cmd)
+        if not argv:
+            raise Fail(f"empty {role} command")
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, bufsize=0,
+                                         start_new_session=True)
+        except OSError as e:
+            raise Fail(f"cannot start the {role} ({argv[0]}): {e}") from None
+        for target in (self._read_stdout, self._read_stderr, self._wait):
+            threading.Thread(target=target, daemon=True).start()
+
+    def _read_stdout(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            self.events.put((self, "stdout", line.rstrip(b"\n")))
+        self.events.put((self, "stdout-eof", None))
+
+    def _read_stderr(self):
+        for line in iter(self.proc.stderr.readline, b""):
+            line = line.rstrip(b"\n")
+            if self.verbose:
+                sys.stderr.write(f"[{self.role}] {line.decode('utf-8', 'replace')}\n")
+                sys.stderr.flush()
+            self.events.put((self, "stderr", line))
+        self.events.put((self, "stderr-eof", None))
+
+    def _wait(self):
+        rc = self.proc.wait()
+        self.events.put((self, "exit", rc))
+
+    def write_line(self, data: bytes):
+        if self.stdin_closed:
+            raise Fail(f"internal: write to the {self.role}'s closed stdin")
+        try:
+            self.proc.stdin.write(data + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise Fail(f"writing to the {self.role}'s stdin failed: {e}") from None
+
+    def close_stdin(self):
+        if not self.stdin_closed:
+            self.stdin_closed = True
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+
+class Pair:
+    def __init__(self, args):
+        self.args = args
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + args.timeout
+        self.events = queue.Queue()
+        self.marks = {}
+        self.selftest_results = {}
+        self.peers = []
+        self.offerer = Peer("offerer", args.offerer, self.events, args.verbose)
+        self.peers.append(self.offerer)
+        self.answerer = Peer("answerer", args.answerer, self.events, args.verbose)
+        self.peers.append(self.answerer)
+
+    def other(self, peer):
+        return self.answerer if peer is self.offerer else self.offerer
+
+    def mark(self, name):
+        self.marks[name] = time.monotonic() - self.t0
+
+    # -- event pump -------------------------------------------------------
+
+    def handle(self, peer, kind, data):
+        if kind == "stdout":
+            if peer.signal_line is None:
+                if data.strip():
+                    peer.signal_line = data
+                return
+            peer.lines.append(data)
+            if data.startswith(b"{\"selftest\""):
+                try:
+                    obj = json.loads(data)
+                except ValueError:
+                    return
+                if isinstance(obj, dict) and "selftest" in obj:
+                    self.on_selftest_line(peer, obj)
+        elif kind == "stderr":
+            peer.stderr.append(data)
+            if data.startswith(OPEN_PREFIX) and peer.opened_at is None:
+                peer.opened_at = time.monotonic() - self.t0
+            elif data.startswith(CLOSED_PREFIX):
+                peer.closed_seen = True
+        elif kind == "stderr-eof":
+            peer.stderr_eof = True
+        elif kind == "exit":
+            peer.rc = data
+
+    def on_selftest_line(self, peer, obj):
+        if obj["selftest"] == "checked":
+            # --expect-remote-close: the selftest peer waits for the other side to close
+            self.mark(f"{peer.role} selftest checked")
+            self.other(peer).close_stdin()
+        elif obj["selftest"] in ("pass", "fail"):
+            self.mark(f"{peer.role} selftest result")
+            self.selftest_results[peer.role] = obj
+
+    def pump_until(self, cond, what, deadline=None):
+        """Process events until cond() is true; Fail on timeout."""
+        deadline = min(deadline or self.deadline, self.deadline)
+        while True:
+            r = cond()
+            if r:
+                return r
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Fail(f"timed out {what}")
+            try:
+                peer, kind, data = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            self.handle(peer, kind, data)
+
+    def no_early_exit(self, *peers):
+        for p in peers:
+            if p.rc is not None:
+                raise Fail(f"the {p.role} exited early with code {p.rc}")
+
+    # -- steps ------------------------------------------------------------
+
+    def read_signal(self, peer, expected):
+        def cond():
+            if peer.signal_line is not None:
+                return True
+            self.no_early_exit(peer)
+            return False
+
+        self.pump_until(cond, f"waiting for the {peer.role}'s {expected} line")
+        try:
+            obj = json.loads(peer.signal_line)
+        except ValueError:
+            raise Fail(f"the {peer.role}'s first stdout line is not JSON: "
+                       f"{peer.signal_line[:200]!r}") from None
+        if not isinstance(obj, dict) or obj.get("type") != expected or not isinstance(obj.get("sdp"), str):
+            raise Fail(f"the {peer.role}'s first stdout line is not a {expected}: "
+                       f"{peer.signal_line[:200]!r}")
+        return peer.signal_line
+
+    def signal(self):
+        offer = self.read_signal(self.offerer, "offer")
+        self.mark("offer")
+        self.answerer.write_line(offer)
+        answer = self.read_signal(self.answerer, "answer")
+        self.mark("answer")
+        self.offerer.write_line(answer)
+
+    def wait_open(self):
+        def cond():
+            if self.offerer.opened_at is not None and self.answerer.opened_at is not None:
+                return True
+            self.no_early_exit(self.offerer, self.answerer)
+            return False
+
+        self.pump_until(cond, "waiting for both sides to print 'rtcmesh: channel open'")
+        self.mark("open")
+
+    def wait_exit(self, peer, what, grace=None):
+        deadline = time.monotonic() + grace if grace else None
+        self.pump_until(lambda: peer.rc is not None, f"waiting for the {peer.role} to exit ({what})",
+                        deadline)
+        if peer.rc != 0:
+            raise Fail(f"the {peer.role} exited with code {peer.rc} ({what})")
+
+    def expect_closed_status(self, peer):
+        # the exit event can overtake the last stderr lines: wait for stderr EOF
+        # (bounded, in case a grandchild keeps the pipe open)
+        try:
+            self.pump_until(lambda: peer.closed_seen or peer.stderr_eof,
+                            f"waiting for the {peer.role}'s stderr", time.monotonic() + 2.0)
+        except Fail:
+            pass
+        if not peer.closed_seen:
+            raise Fail(f"the {peer.role} did not print 'rtcmesh: channel closed'")
+
+    def _drain_quiet(self, seconds):
+        """Process events for a short while; used after an exit so late lines arrive."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            try:
+                peer, kind, data = self.events.get(timeout=left)
+            except queue.Empty:
+                return True
+            self.handle(peer, kind, data)
+
+    # -- scenarios --------------------------------------------------------
+
+    def scenario_selftest(self):
+        def cond():
+            if self.selftest_results:
+                return True
+            if self.offerer.rc is not None or self.answerer.rc is not None:
+                self._drain_quiet(0.3)
+                if self.selftest_results:
+                    return True
+                self.no_early_exit(self.offerer, self.answerer)
+            return False
+
+        self.pump_until(cond, "waiting for a selftest result line")
+        if len(self.selftest_results) != 1:
+            raise Fail(f"expected one selftest side, got results from {sorted(self.selftest_results)}")
+        role, res = next(iter(self.selftest_results.items()))
+        tester = self.offerer if role == "offerer" else self.answerer
+        echoer = self.other(tester)
+        print(f"pair: {role} selftest result: {json.dumps(res)}")
+        if res["selftest"] != "pass":
+            raise Fail(f"selftest failed: {res.get('reason')}")
+        if res.get("checked", 0) < self.args.expect_checked:
+            raise Fail(f"selftest checked {res.get('checked')} messages, expected at least "
+                       f"{self.args.expect_checked} (skipped: {res.get('skipped')})")
+        self.wait_exit(tester, "after its selftest", self.args.exit_grace)
+        self.mark("tester exit")
+        self.wait_exit(echoer, "after the selftest side closed", self.args.exit_grace)
+        self.mark("echoer exit")
+        self.expect_closed_status(echoer)
+
+    def scenario_lines(self):
+        self.wait_open()
+        blob = bytes(range(256)) * 3
+        a_lines = [
+            b"hello from the offerer",
+            b"",
+            "unicode: h\u00e9llo w\u00f6rld \u2713 \U0001F600".encode("utf-8"),
+            b"binary:" + base64.b64encode(blob),
+            b"binary:",
+            b"binary:AA==",
+            b"x" * 5000,
+            b"last line from the offerer",
+        ]
+        b_lines = [
+            b"hello from the answerer",
+            b"binary:" + base64.b64encode(b"\x00\xff\x7f\x80"),
+            b"",
+            "\u4e2d\u6587 \u20ac".encode("utf-8"),
+            b"last line from the answerer",
+        ]
+        self.transfer(self.offerer, self.answerer, a_lines)
+        self.mark("offerer->answerer")
+        self.transfer(self.answerer, self.offerer, b_lines)
+        self.mark("answerer->offerer")
+        self.offerer.close_stdin()
+        self.wait_exit(self.answerer, "after the offerer closed", self.args.exit_grace)
+        self.wait_exit(self.offerer, "after end of its stdin", self.args.exit_grace)
+        self.mark("exit")
+        self.expect_closed_status(self.answerer)
+        self.expect_closed_status(self.offerer)
+
+    def transfer(self, src, dst, lines):
+        start = len(dst.lines)
+        for line in lines:
+            src.write_line(line)
+
+        def cond():
+            if len(dst.lines) - start >= len(lines):
+                return True
+            self.no_early_exit(src, dst)
+            return False
+
+        try:
+            self.pump_until(cond, f"waiting for {len(lines)} lines on the {dst.role}'s stdout")
+        except Fail as e:
+            got = dst.lines[start:]
+            raise Fail(f"{e}; got {len(got)}: {[g[:80] for g in got]}") from None
+        got = dst.lines[start:start + len(lines)]
+        for i, (want, have) in enumerate(zip(lines, got)):
+            if want != have:
+                raise Fail(f"{src.role}->{dst.role} line {i}: sent {want[:100]!r} "
+                           f"({len(want)} B), received {have[:100]!r} ({len(have)} B)")
+
+    def scenario_close(self, closer):
+        self.wait_open()
+        other = self.other(closer)
+        closer.close_stdin()
+        self.mark(f"{closer.role} stdin closed")
+        self.wait_exit(other, f"after the {closer.role} closed", self.args.exit_grace)
+        self.mark(f"{other.role} exit")
+        self.expect_closed_status(other)
+        self.wait_exit(closer, "after end of its stdin", self.args.exit_grace)
+        self.mark(f"{closer.role} exit")
+
+    def run(self):
+        self.signal()
+        s = self.args.scenario
+        if s == "selftest":
+            self.scenario_selftest()
+        elif s == "lines":
+            self.scenario_lines()
+        elif s == "close-by-offerer":
+            self.scenario_close(self.offerer)
+        elif s == "close-by-answerer":
+            self.scenario_close(self.answerer)
+
+    def cleanup(self):
+        """Kill everything the peers started; returns the number of leftovers."""
+        leftovers = 0
+        for p in self.peers:
+            if p.proc.poll() is None:
+                leftovers += 1
+                try:
+                    os.killpg(p.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                p.proc.kill()
+        stray = descendants(os.getpid())
+        for pid in stray:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for p in self.peers:
+            try:
+                p.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        # reap orphans that were re-parented to us (subreaper)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.02)
+        return leftovers, len(stray)
+
+    def report(self, ok, msg):
+        timing = " ".join(f"{k}={v:.2f}s" for k, v in self.marks.items())
+        total = time.monotonic() - self.t0
+        if ok:
+            print(f"pair: PASS scenario={self.args.scenario} total={total:.2f}s {timing}")
+        else:
+            print(f"pair: FAIL scenario={self.args.scenario}: {msg}")
+            print(f"pair: after {total:.2f}s {timing}")
+            for p in self.peers:
+                print(f"----- {p.role}: {p.cmd}")
+                print(f"----- {p.role} exit code: {p.rc}")
+                print(f"----- {p.role} stderr ({len(p.stderr)} lines):")
+                for line in p.stderr[-200:]:
+                    print("  " + line.decode("utf-8", "replace"))
+                tail = [p.signal_line] + p.lines if p.signal_line is not None else p.lines
+                print(f"----- {p.role} stdout (last lines, cut to 200 chars):")
+                for line in tail[-20:]:
+                    print("  " + line[:200].decode("utf-8", "replace"))
+        sys.stdout.flush()
+
+
+def main():
+    args = parse_args(sys.argv[1:])
+    if args.isolate and os.environ.get(ISOLATED_ENV) != "1":
+        reexec_isolated(sys.argv[1:])
+    become_subreaper()
+    pair = None
+    ok, msg = False, ""
+    try:
+        pair = Pair(args)
+        pair.run()
+        ok = True
+    except Fail as e:
+        msg = str(e)
+    except KeyboardInterrupt:
+        msg = "interrupted"
+    finally:
+        if pair is not None:
+            leftovers, stray = pair.cleanup()
+            if args.verbose and stray:
+                print(f"pair: killed {stray} leftover processes")
+    if pair is None:
+        print(f"pair: FAIL: {msg}")
+        sys.exit(1)
+    pair.report(ok, msg)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
