@@ -80,7 +80,7 @@ TEST(Dcep, BigEndianFields) {
 TEST(Dcep, EmptyLabelAndProtocol) {
   const Bytes bytes = {0x03, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0};
   const Open open = parse_open(bytes);
-  EXPECT_EQ(open, Open{ChannelType::Reliable, 0, 0, "", ""});
+  EXPECT_EQ(open, (Open{ChannelType::Reliable, 0, 0, "", ""}));
   EXPECT_EQ(serialize(open), bytes);
 }
 

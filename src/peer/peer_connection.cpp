@@ -853,12 +853,10 @@ Stats PeerConnection::get_stats() const {
 }
 
 void PeerConnection::close() {
-  auto impl = impl_;
-  if (impl->loop->in_loop_thread()) {
-    impl->close();
-  } else {
-    impl->loop->post([impl] { impl->close(); });
-  }
+  // Synchronous, as in W3C: once close() returns no further callback of this
+  // connection runs (one that was already running on the network thread has
+  // finished). On the network thread itself it runs inline.
+  impl_->loop->run_sync([impl = impl_] { impl->close(); });
 }
 
 PeerConnectionState PeerConnection::connection_state() const { return impl_->connection_state; }

@@ -486,7 +486,7 @@ TEST_F(SctpTransportTest, SendBeforeConnectedIsQueuedAndDelivered) {
 TEST_F(SctpTransportTest, GracefulCloseClosesBothSides) {
   connect();
   loop_.run_sync([&] {
-    auto data = pattern(300000, 1);
+    auto data = pattern(200000, 1);
     ASSERT_TRUE(a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));
     ASSERT_TRUE(a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));
     ASSERT_TRUE(a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));

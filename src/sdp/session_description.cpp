@@ -378,8 +378,10 @@ std::optional<Error> parse_origin(const Line& line, SessionDescription& d) {
   if (!id) return line_error(line, "bad o= line: session id");
   auto version = detail::parse_uint(parts[2], UINT64_MAX);
   if (!version) return line_error(line, "bad o= line: session version");
+  // unicast-address = IP4-address / IP6-address / FQDN / extn-addr: any visible
+  // characters (we never use it; the serialiser writes 127.0.0.1 like Chromium).
   if (!detail::is_token(parts[3]) || !detail::is_token(parts[4]) ||
-      !detail::is_token(parts[5])) {
+      !detail::is_vchar_string(parts[5])) {
     return line_error(line, "bad o= line: address");
   }
   d.origin_username = std::string(parts[0]);

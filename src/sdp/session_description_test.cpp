@@ -546,7 +546,8 @@ INSTANTIATE_TEST_SUITE_P(
                "bad candidate"},
         // Absurd lengths.
         BadSdp{"LineTooLong", insert_line(6, "a=x-long:" + std::string(5000, 'x')), 6,
-               "line too long"}));
+               "line too long"}),
+    [](const testing::TestParamInfo<BadSdp>& info) { return std::string(info.param.name); });
 
 TEST(SdpReject, TooLargeInput) {
   std::string text = join(base_lines());

@@ -1,0 +1,399 @@
+// Two native peers in one process over real UDP on 127.0.0.1.
+#include <openssl/sha.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "pair.hpp"
+
+namespace rtcmesh::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(n);
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  return out;
+}
+
+std::string random_text(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(n, 'a');
+  for (auto& c : out) c = static_cast<char>('a' + rng() % 26);
+  return out;
+}
+
+struct Received {
+  bool binary;
+  std::vector<uint8_t> data;
+};
+
+// A channel on each side, open, with received messages collected.
+struct ChannelPair {
+  Waiter waiter;
+  std::shared_ptr<DataChannel> local;   // created by the offerer
+  std::shared_ptr<DataChannel> remote;  // announced to the answerer
+  std::vector<Received> at_local, at_remote;
+  bool local_open = false, remote_open = false, local_closed = false, remote_closed = false;
+
+  void collect(const std::shared_ptr<DataChannel>& c, bool is_local) {
+    c->on_message([this, is_local](const Message& m) {
+      waiter.update([&] {
+        (is_local ? at_local : at_remote).push_back({m.binary, {m.data.begin(), m.data.end()}});
+      });
+    });
+    c->on_close([this, is_local] { waiter.update([&] { (is_local ? local_closed : remote_closed) = true; }); });
+  }
+
+  // Offerer creates `label`; returns "" when both sides are open.
+  std::string open(Pair& pair, const std::string& label, const DataChannelInit& init = {}) {
+    if (init.negotiated) {
+      auto a = pair.offerer->create_data_channel(label, init);
+      auto b = pair.answerer->create_data_channel(label, init);
+      if (!a || !b) return a.error + b.error;
+      local = *a.value;
+      remote = *b.value;
+      collect(local, true);
+      collect(remote, false);
+      local->on_open([this] { waiter.update([&] { local_open = true; }); });
+      remote->on_open([this] { waiter.update([&] { remote_open = true; }); });
+    } else {
+      pair.answerer->on_data_channel([this](std::shared_ptr<DataChannel> c) {
+        collect(c, false);
+        c->on_open([this] { waiter.update([&] { remote_open = true; }); });
+        waiter.update([&] { remote = c; });
+      });
+      auto a = pair.offerer->create_data_channel(label, init);
+      if (!a) return a.error;
+      local = *a.value;
+      collect(local, true);
+      local->on_open([this] { waiter.update([&] { local_open = true; }); });
+    }
+    if (auto e = pair.negotiate(); !e.empty()) return e;
+    if (!waiter.wait([&] { return local_open && remote_open; }, 10s)) return "channel did not open";
+    return "";
+  }
+};
+
+void exchange_all_sizes(ChannelPair& cp) {
+  const size_t sizes[] = {0, 1, 65536, 262144};
+  uint32_t seed = 1;
+  std::vector<Received> expected;
+  for (size_t n : sizes) {
+    auto text = random_text(n, seed++);
+    auto bin = random_bytes(n, seed++);
+    std::string error;
+    ASSERT_TRUE(cp.local->send(text, &error)) << error;
+    ASSERT_TRUE(cp.local->send(std::span<const uint8_t>(bin), &error)) << error;
+    ASSERT_TRUE(cp.remote->send(text, &error)) << error;
+    ASSERT_TRUE(cp.remote->send(std::span<const uint8_t>(bin), &error)) << error;
+    expected.push_back({false, {text.begin(), text.end()}});
+    expected.push_back({true, bin});
+  }
+  ASSERT_TRUE(cp.waiter.wait([&] {
+    return cp.at_local.size() == expected.size() && cp.at_remote.size() == expected.size();
+  }, 15s)) << cp.at_local.size() << " / " << cp.at_remote.size();
+  std::lock_guard<std::mutex> lock(cp.waiter.mutex());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(cp.at_remote[i].binary, expected[i].binary) << i;
+    EXPECT_EQ(cp.at_remote[i].data, expected[i].data) << i;
+    EXPECT_EQ(cp.at_local[i].binary, expected[i].binary) << i;
+    EXPECT_EQ(cp.at_local[i].data, expected[i].data) << i;
+  }
+}
+
+TEST(PeerConnection, ConnectsAndExchangesTextAndBinaryOfEverySize) {
+  ChannelPair cp;  // declared first: outlives the pair, whose close() stops callbacks
+  Pair pair;
+  pair.wire_candidates();
+  ASSERT_EQ(cp.open(pair, "sizes"), "");
+  EXPECT_EQ(cp.remote->label(), "sizes");
+  EXPECT_EQ(pair.offerer->connection_state(), PeerConnectionState::Connected);
+  EXPECT_EQ(pair.answerer->signaling_state(), SignalingState::Stable);
+  // The answerer took the DTLS client role (RFC 5763): the offerer's channel is odd.
+  ASSERT_TRUE(cp.local->id());
+  EXPECT_EQ(*cp.local->id() % 2, 1);
+  EXPECT_EQ(cp.local->max_message_size(), 262144u);
+  exchange_all_sizes(cp);
+}
+
+struct ReliabilityCase {
+  const char* name;
+  DataChannelInit init;
+};
+
+class Reliability : public ::testing::TestWithParam<ReliabilityCase> {};
+
+TEST_P(Reliability, AllModesDeliverOnLoopback) {
+  ChannelPair cp;  // declared first: outlives the pair, whose close() stops callbacks
+  Pair pair;
+  pair.wire_candidates();
+  ASSERT_EQ(cp.open(pair, GetParam().name, GetParam().init), "");
+  EXPECT_EQ(cp.remote->ordered(), GetParam().init.ordered);
+  EXPECT_EQ(cp.remote->max_retransmits(), GetParam().init.max_retransmits);
+  EXPECT_EQ(cp.remote->max_packet_life_time(), GetParam().init.max_packet_life_time);
+  exchange_all_sizes(cp);
+}
+
+DataChannelInit make_init(bool ordered, std::optional<uint16_t> rexmit, std::optional<uint16_t> lifetime,
+                          bool negotiated = false) {
+  DataChannelInit init;
+  init.ordered = ordered;
+  init.max_retransmits = rexmit;
+  init.max_packet_life_time = lifetime;
+  if (negotiated) {
+    init.negotiated = true;
+    init.id = 7;
+  }
+  return init;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Modes, Reliability,
+    ::testing::Values(ReliabilityCase{"reliable", make_init(true, {}, {})},
+                      ReliabilityCase{"unordered", make_init(false, {}, {})},
+                      ReliabilityCase{"rexmit0", make_init(false, 0, {})},
+                      ReliabilityCase{"lifetime100", make_init(true, {}, 100)},
+                      ReliabilityCase{"negotiated", make_init(true, {}, {}, true)}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(PeerConnection, ClosesFromEitherSide) {
+  for (bool from_offerer : {true, false}) {
+    ChannelPair cp;
+    Pair pair;
+    pair.wire_candidates();
+    ASSERT_EQ(cp.open(pair, "close"), "");
+    (from_offerer ? cp.local : cp.remote)->close();
+    ASSERT_TRUE(cp.waiter.wait([&] { return cp.local_closed && cp.remote_closed; }, 5s)) << from_offerer;
+    EXPECT_EQ(cp.local->ready_state(), DataChannelState::Closed);
+    EXPECT_EQ(cp.remote->ready_state(), DataChannelState::Closed);
+    std::string error;
+    EXPECT_FALSE(cp.local->send("late", &error));
+    EXPECT_NE(error.find("InvalidStateError"), std::string::npos);
+  }
+}
+
+TEST(PeerConnection, BulkTransferDrivenByBufferedAmountLowArrivesIntact) {
+  ChannelPair cp;  // declared first: outlives the pair, whose close() stops callbacks
+  Pair pair;
+  pair.wire_candidates();
+  ASSERT_EQ(cp.open(pair, "bulk"), "");
+  constexpr size_t kChunk = 65536, kTotal = 32 << 20;
+  std::atomic<size_t> received{0};
+  SHA256_CTX rx;
+  SHA256_Init(&rx);
+  cp.remote->on_message([&](const Message& m) {
+    SHA256_Update(&rx, m.data.data(), m.data.size());
+    received += m.data.size();
+    if (received == kTotal) cp.waiter.update([] {});
+  });
+  SHA256_CTX tx;
+  SHA256_Init(&tx);
+  size_t sent = 0;
+  uint32_t seed = 42;
+  std::mutex send_mutex;
+  auto pump = [&] {
+    std::lock_guard<std::mutex> lock(send_mutex);
+    while (sent < kTotal && cp.local->buffered_amount() < 1024 * 1024) {
+      auto chunk = random_bytes(kChunk, seed++);
+      SHA256_Update(&tx, chunk.data(), chunk.size());
+      std::string error;
+      ASSERT_TRUE(cp.local->send(std::span<const uint8_t>(chunk), &error)) << error;
+      sent += kChunk;
+    }
+  };
+  cp.local->set_buffered_amount_low_threshold(256 * 1024);
+  cp.local->on_buffered_amount_low(pump);
+  pump();
+  ASSERT_TRUE(cp.waiter.wait([&] { return received.load() == kTotal; }, 60s)) << received.load();
+  unsigned char a[32], b[32];
+  SHA256_Final(a, &tx);
+  SHA256_Final(b, &rx);
+  EXPECT_EQ(0, std::memcmp(a, b, 32));
+  auto stats = pair.answerer->get_stats();
+  ASSERT_FALSE(stats.data_channels.empty());
+  EXPECT_EQ(stats.data_channels[0].bytes_received, kTotal);
+  EXPECT_EQ(stats.data_channels[0].messages_received, kTotal / kChunk);
+  pair.offerer->close();  // before the locals the callbacks use go away
+  pair.answerer->close();
+}
+
+TEST(PeerConnection, StatsUseW3cNames) {
+  ChannelPair cp;  // declared first: outlives the pair, whose close() stops callbacks
+  Pair pair;
+  pair.wire_candidates();
+  ASSERT_EQ(cp.open(pair, "stats"), "");
+  ASSERT_TRUE(cp.local->send("hello"));
+  ASSERT_TRUE(cp.waiter.wait([&] { return cp.at_remote.size() == 1; }));
+  auto stats = pair.offerer->get_stats();
+  ASSERT_TRUE(stats.selected_candidate_pair);
+  EXPECT_EQ(stats.selected_candidate_pair->local.candidate_type, "host");
+  EXPECT_EQ(stats.selected_candidate_pair->local.address, "127.0.0.1");
+  EXPECT_GT(stats.selected_candidate_pair->bytes_sent, 0u);
+  ASSERT_EQ(stats.data_channels.size(), 1u);
+  EXPECT_EQ(stats.data_channels[0].messages_sent, 1u);
+  EXPECT_EQ(stats.data_channels[0].bytes_sent, 5u);
+  EXPECT_EQ(stats.data_channels[0].state, "open");
+  auto json = stats.to_json();
+  for (const char* key : {"\"candidate-pair\"", "\"data-channel\"", "\"messagesSent\"", "\"bytesReceived\"",
+                          "\"candidateType\"", "\"dataChannelIdentifier\"", "\"selectedCandidatePairId\""}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
+  }
+}
+
+TEST(PeerConnection, FullGatheringWithoutTrickle) {
+  Waiter w;
+  bool a_done = false, b_done = false;
+  ChannelPair cp;
+  Pair pair;  // no wire_candidates(): candidates travel inside the SDP
+  pair.offerer->on_ice_gathering_state_change([&](IceGatheringState s) {
+    if (s == IceGatheringState::Complete) w.update([&] { a_done = true; });
+  });
+  pair.answerer->on_ice_gathering_state_change([&](IceGatheringState s) {
+    if (s == IceGatheringState::Complete) w.update([&] { b_done = true; });
+  });
+  pair.answerer->on_data_channel([&](std::shared_ptr<DataChannel> c) {
+    cp.collect(c, false);
+    cp.waiter.update([&] { cp.remote = c; cp.remote_open = true; });
+  });
+  auto channel = pair.offerer->create_data_channel("full");
+  ASSERT_TRUE(channel);
+  cp.local = *channel.value;
+  cp.collect(cp.local, true);
+  cp.local->on_open([&] { cp.waiter.update([&] { cp.local_open = true; }); });
+  ASSERT_EQ(pair.offerer->set_local_description(), "");
+  ASSERT_TRUE(w.wait([&] { return a_done; }));
+  auto offer = pair.offerer->local_description();
+  ASSERT_TRUE(offer);
+  EXPECT_NE(offer->sdp.find("a=candidate:"), std::string::npos);
+  EXPECT_NE(offer->sdp.find("a=end-of-candidates"), std::string::npos);
+  ASSERT_EQ(pair.answerer->set_remote_description(*offer), "");
+  ASSERT_EQ(pair.answerer->set_local_description(), "");
+  ASSERT_TRUE(w.wait([&] { return b_done; }));
+  auto answer = pair.answerer->local_description();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->type, "answer");
+  ASSERT_EQ(pair.offerer->set_remote_description(*answer), "");
+  ASSERT_TRUE(cp.waiter.wait([&] { return cp.local_open && cp.remote_open; }));
+  ASSERT_TRUE(cp.local->send("x"));
+  ASSERT_TRUE(cp.waiter.wait([&] { return cp.at_remote.size() == 1; }));
+}
+
+TEST(PeerConnection, FingerprintMismatchFailsTheConnection) {
+  Waiter w;
+  std::string error;
+  bool failed = false;
+  Pair pair;
+  pair.wire_candidates();
+  pair.offerer->on_error([&](const std::string& e) { w.update([&] { error = e; }); });
+  pair.offerer->on_connection_state_change([&](PeerConnectionState s) {
+    if (s == PeerConnectionState::Failed) w.update([&] { failed = true; });
+  });
+  auto channel = pair.offerer->create_data_channel("x");
+  auto offer = pair.offerer->create_offer();
+  ASSERT_EQ(pair.offerer->set_local_description(*offer.value), "");
+  ASSERT_EQ(pair.answerer->set_remote_description(*offer.value), "");
+  pair.to_answerer->flush();
+  auto answer = pair.answerer->create_answer();
+  ASSERT_EQ(pair.answerer->set_local_description(*answer.value), "");
+  // Replace the answerer's fingerprint with a well-formed but wrong one.
+  std::string sdp = answer.value->sdp;
+  auto pos = sdp.find("a=fingerprint:sha-256 ");
+  ASSERT_NE(pos, std::string::npos);
+  pos += 22;
+  sdp.replace(pos, 2, sdp.substr(pos, 2) == "00" ? "11" : "00");
+  ASSERT_EQ(pair.offerer->set_remote_description({"answer", sdp}), "");
+  pair.to_offerer->flush();
+  ASSERT_TRUE(w.wait([&] { return failed && !error.empty(); }, 10s));
+  EXPECT_NE(error.find("fingerprint"), std::string::npos) << error;
+  EXPECT_NE(pair.answerer->connection_state(), PeerConnectionState::Connected);
+}
+
+TEST(PeerConnection, MalformedInputIsRejectedAndTheConnectionStillWorks) {
+  Pair pair;
+  pair.wire_candidates();
+  auto e = pair.answerer->set_remote_description({"offer", "v=0\r\no=- x 1 IN IP4 0.0.0.0\r\n"});
+  EXPECT_NE(e.find("line 2"), std::string::npos) << e;
+  EXPECT_NE(pair.answerer->set_remote_description({"bogus", "v=0"}), "");
+  ChannelPair cp;
+  ASSERT_EQ(cp.open(pair, "after-bad-input"), "");
+  EXPECT_NE(pair.answerer->add_ice_candidate({"candidate:1 1 udp notanumber 127.0.0.1 9 typ host"}), "");
+  EXPECT_NE(pair.answerer->add_ice_candidate({"candidate:garbage"}), "");
+  auto too_big = std::vector<uint8_t>(cp.local->max_message_size() + 1);
+  std::string error;
+  EXPECT_FALSE(cp.local->send(std::span<const uint8_t>(too_big), &error));
+  EXPECT_NE(error.find("maximum message size"), std::string::npos) << error;
+  ASSERT_TRUE(cp.local->send("still alive"));
+  ASSERT_TRUE(cp.waiter.wait([&] { return cp.at_remote.size() == 1; }));
+}
+
+TEST(PeerConnection, ManyChannelsOnOneConnection) {
+  Waiter w;
+  std::vector<std::shared_ptr<DataChannel>> remote;
+  std::atomic<int> messages{0};
+  Pair pair;
+  pair.wire_candidates();
+  pair.answerer->on_data_channel([&](std::shared_ptr<DataChannel> c) {
+    c->on_message([&](const Message&) { if (++messages == 100) w.update([] {}); });
+    w.update([&] { remote.push_back(c); });
+  });
+  std::vector<std::shared_ptr<DataChannel>> local;
+  for (int i = 0; i < 100; ++i) local.push_back(*pair.offerer->create_data_channel("c" + std::to_string(i)).value);
+  ASSERT_EQ(pair.negotiate(), "");
+  ASSERT_TRUE(w.wait([&] { return remote.size() == 100; }, 10s)) << remote.size();
+  for (auto& c : local) {
+    ASSERT_TRUE(w.wait([&] { return c->ready_state() == DataChannelState::Open; }));
+    ASSERT_TRUE(c->send(c->label()));
+  }
+  ASSERT_TRUE(w.wait([&] { return messages == 100; }, 10s));
+  // Channels created after the connection is up open too.
+  auto late = pair.offerer->create_data_channel("late");
+  ASSERT_TRUE(late);
+  ASSERT_TRUE(w.wait([&] { return remote.size() == 101; }));
+}
+
+TEST(PeerConnection, CloseFromInsideCallbacksAndDestroyMidTransfer) {
+  for (int round = 0; round < 3; ++round) {
+    ChannelPair cp;
+    std::atomic<int> got{0};
+    auto pair = std::make_unique<Pair>();
+    pair->wire_candidates();
+    ASSERT_EQ(cp.open(*pair, "mid"), "");
+    auto pc = pair->answerer;
+    cp.remote->on_message([&got, pc, round](const Message&) {
+      if (++got == 10 && round == 0) pc->close();  // close() from inside a callback
+    });
+    std::vector<uint8_t> chunk(60000, 7);
+    for (int i = 0; i < 100; ++i) (void)cp.local->send(std::span<const uint8_t>(chunk));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 * round));
+    pair.reset();  // destroy both mid-transfer
+    cp.local.reset();
+    cp.remote.reset();
+  }
+}
+
+TEST(PeerConnection, IceRestartKeepsTheChannelWorking) {
+  ChannelPair cp;  // declared first: outlives the pair, whose close() stops callbacks
+  Pair pair;
+  pair.wire_candidates();
+  ASSERT_EQ(cp.open(pair, "restart"), "");
+  auto before = pair.offerer->local_description()->sdp;
+  pair.offerer->restart_ice();
+  ASSERT_EQ(pair.negotiate(), "");
+  auto after = pair.offerer->local_description()->sdp;
+  auto ufrag = [](const std::string& sdp) {
+    auto p = sdp.find("a=ice-ufrag:");
+    return sdp.substr(p, sdp.find('\r', p) - p);
+  };
+  EXPECT_NE(ufrag(before), ufrag(after));
+  ASSERT_TRUE(cp.local->send("after restart"));
+  ASSERT_TRUE(cp.waiter.wait([&] { return cp.at_remote.size() == 1; }, 10s));
+  EXPECT_EQ(pair.offerer->connection_state(), PeerConnectionState::Connected);
+}
+
+}  // namespace
+}  // namespace rtcmesh::testing
