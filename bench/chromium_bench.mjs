@@ -275,6 +275,20 @@ function chromiumProcesses(userDataDir) {
   return out;
 }
 
+// CPU seconds (user + system) used so far by every Chromium process.
+function chromiumCpuSeconds(userDataDir) {
+  const hz = 100;  // USER_HZ on Linux
+  let ticks = 0;
+  for (const p of chromiumProcesses(userDataDir).values()) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);  // utime, stime
+    } catch { /* gone */ }
+  }
+  return ticks / hz;
+}
+
 function snapshotRss(userDataDir) {
   const snap = new Map();
   for (const p of chromiumProcesses(userDataDir).values()) {
@@ -415,7 +429,12 @@ async function main() {
       renderer_rss_before_kB: renderer.before,
       renderer_rss_after_kB: renderer.after,
       rss_per_connection_all_processes_kB: round(allDelta / opt.connections, 1),
+      chromium_cpu_seconds: round(chromiumCpuSeconds(userDataDir), 2),
     };
+    // CPU of the whole bench (Chromium's processes are not all reaped by us,
+    // so the caller's rusage misses part of it)
+    const own = process.cpuUsage();
+    result.cpu_seconds = round(result.chromium_cpu_seconds + (own.user + own.system) / 1e6, 2);
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
     if (context) await context.close().catch(() => {});

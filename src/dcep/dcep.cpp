@@ -65,13 +65,20 @@ void put_u32(std::vector<uint8_t>& out, uint32_t v) {
 // RFC 8832 section 8.2.2: the six registered channel types.
 std::optional<ChannelType> to_channel_type(uint8_t value) {
   switch (value) {
-    case 0x00: return ChannelType::Reliable;
-    case 0x80: return ChannelType::ReliableUnordered;
-    case 0x01: return ChannelType::PartialReliableRexmit;
-    case 0x81: return ChannelType::PartialReliableRexmitUnordered;
-    case 0x02: return ChannelType::PartialReliableTimed;
-    case 0x82: return ChannelType::PartialReliableTimedUnordered;
-    default: return std::nullopt;
+    case 0x00:
+      return ChannelType::Reliable;
+    case 0x80:
+      return ChannelType::ReliableUnordered;
+    case 0x01:
+      return ChannelType::PartialReliableRexmit;
+    case 0x81:
+      return ChannelType::PartialReliableRexmitUnordered;
+    case 0x02:
+      return ChannelType::PartialReliableTimed;
+    case 0x82:
+      return ChannelType::PartialReliableTimedUnordered;
+    default:
+      return std::nullopt;
   }
 }
 

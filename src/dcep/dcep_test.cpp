@@ -52,15 +52,26 @@ TEST(Dcep, KnownBytesForAllSixChannelTypes) {
     open.reliability_parameter = k.reliability;
     open.label = "chat";
     open.protocol = "json";
-    const Bytes expected = {
-        0x03,                                   // Message Type: DATA_CHANNEL_OPEN
-        k.type_byte,                            // Channel Type
-        0x01, 0x00,                             // Priority 256
-        static_cast<uint8_t>(k.reliability >> 24), static_cast<uint8_t>(k.reliability >> 16),
-        static_cast<uint8_t>(k.reliability >> 8), static_cast<uint8_t>(k.reliability),
-        0x00, 0x04,                             // Label Length
-        0x00, 0x04,                             // Protocol Length
-        'c', 'h', 'a', 't', 'j', 's', 'o', 'n'};
+    const Bytes expected = {0x03,         // Message Type: DATA_CHANNEL_OPEN
+                            k.type_byte,  // Channel Type
+                            0x01,
+                            0x00,  // Priority 256
+                            static_cast<uint8_t>(k.reliability >> 24),
+                            static_cast<uint8_t>(k.reliability >> 16),
+                            static_cast<uint8_t>(k.reliability >> 8),
+                            static_cast<uint8_t>(k.reliability),
+                            0x00,
+                            0x04,  // Label Length
+                            0x00,
+                            0x04,  // Protocol Length
+                            'c',
+                            'h',
+                            'a',
+                            't',
+                            'j',
+                            's',
+                            'o',
+                            'n'};
     EXPECT_EQ(serialize(open), expected);
     EXPECT_EQ(parse_open(expected), open);
     EXPECT_EQ(is_ordered(k.type), k.ordered);
@@ -126,8 +137,10 @@ TEST(Dcep, RejectsEveryTruncationOfAnOpen) {
     const Bytes prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
     const std::string error = parse_error(prefix);
     EXPECT_FALSE(error.empty()) << n;
-    if (n < 12) EXPECT_NE(error.find("truncated"), std::string::npos) << n << ": " << error;
-    else EXPECT_NE(error.find("does not match"), std::string::npos) << n << ": " << error;
+    if (n < 12)
+      EXPECT_NE(error.find("truncated"), std::string::npos) << n << ": " << error;
+    else
+      EXPECT_NE(error.find("does not match"), std::string::npos) << n << ": " << error;
   }
 }
 

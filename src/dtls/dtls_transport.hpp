@@ -1,13 +1,29 @@
-// DTLS 1.2 (RFC 6347) over a datagram link, with OpenSSL 3 and memory BIOs,
+// DTLS 1.2 (RFC 6347) over a datagram link, with OpenSSL 3 and custom BIOs,
 // as WebRTC uses it (RFC 8827, RFC 8261): the peer's self-signed certificate is
-// accepted only if its fingerprint matches the one from the remote SDP.
+// accepted only if its fingerprint matches one from the remote SDP.
 //
 // DtlsTransport is itself a PacketTransport for the layer above (SCTP): send()
 // encrypts one record per datagram; decrypted application records are delivered
-// to the receiver.
+// to the receiver, one call per record, in the order they were read.
+//
+// Behaviour:
+// - Handshake datagrams are at most 1200 bytes; the ClientHello is one datagram.
+// - Retransmission (RFC 6347 section 4.2.4) starts at 100 ms and doubles (cap
+//   4 s), so one lost flight costs ~100 ms; after 30 s without completing the
+//   handshake the transport fails with "DTLS handshake timed out".
+// - Failed carries a reason: a fingerprint mismatch ("remote certificate
+//   fingerprint mismatch: expected sha-256 AB:.., got CD:.."), an alert from
+//   the peer ("DTLS error: sslv3 alert bad certificate") or another OpenSSL error.
+// - A close_notify from the peer (answered with ours) moves to Closed.
+// - Malformed or unauthenticated records are dropped silently (RFC 6347
+//   section 4.1.2.7); they never fail the transport.
 //
 // Thread-safety: not thread-safe. Construct, call and destroy on the loop thread;
-// all callbacks run there. `lower` must outlive this object.
+// all callbacks run there (checked by assert in debug builds). `lower` must
+// outlive this object. The object may be destroyed at any time, also from
+// inside its own state callback or receiver (the receiver must then not touch
+// its own captures after destroying); no callback runs once the destructor
+// has started, and pending timers become no-ops.
 #pragma once
 
 #include <deque>
@@ -31,9 +47,11 @@ enum class Role { Client, Server };  // a=setup:active -> Client, passive -> Ser
 enum class State { New, Connecting, Connected, Closed, Failed };
 const char* to_string(State state);
 
+// One a=fingerprint of the remote SDP (RFC 8122). The peer's certificate is
+// accepted if it matches any of them; with none, every handshake fails.
 struct RemoteFingerprint {
-  std::string algorithm;  // e.g. "sha-256"
-  std::string value;      // upper-case colon-separated hex
+  std::string algorithm;  // "sha-1", "sha-224", "sha-256", "sha-384" or "sha-512"
+  std::string value;      // colon-separated hex, compared case-insensitively
 };
 
 class DtlsTransport final : public PacketTransport {
@@ -49,15 +67,22 @@ class DtlsTransport final : public PacketTransport {
   DtlsTransport(const DtlsTransport&) = delete;
   DtlsTransport& operator=(const DtlsTransport&) = delete;
 
-  // Starts the handshake (the client sends its ClientHello). Datagrams that
-  // arrived before start() (up to 32) are kept and processed now.
+  // Starts the handshake (the client sends its ClientHello) and moves to
+  // Connecting. Datagrams that arrived before start() (up to 32; more are
+  // dropped) are kept and processed now. Setup errors (bad certificate, OpenSSL
+  // failure) surface here as Failed. No effect after close() or a second call.
   void start();
   // Feeds one datagram received from the lower layer. Call for every DTLS packet
-  // (first byte 20..63, RFC 7983); before start() it is buffered.
+  // (first byte 20..63, RFC 7983; others are ignored); before start() it is
+  // buffered, after Closed/Failed dropped. Runs one SSL_read loop and delivers
+  // the datagram's application records synchronously.
   void receive_from_lower(ByteSpan datagram);
-  // Sends application data (one SCTP packet). False unless Connected.
+  // Sends application data (one SCTP packet, 1..16384 bytes) as one record in
+  // one datagram, without allocating. False unless Connected. The result says
+  // only whether DTLS took the packet; the link below may still drop it.
   bool send(ByteSpan packet) override;
-  // Sends close_notify and moves to Closed. Idempotent.
+  // Sends close_notify (only possible once Connected) and moves to Closed,
+  // firing the state callback. Idempotent; no effect once Failed.
   void close();
 
   State state() const { return state_; }
@@ -74,7 +99,7 @@ class DtlsTransport final : public PacketTransport {
   void process_datagram(ByteSpan datagram);
   bool do_handshake();
   bool on_handshake_done();
-  bool read_records();
+  bool read_records(bool until_would_block = false);
   bool on_close_notify();
   void arm_timer();
   void on_retransmit_timer();

@@ -118,7 +118,6 @@ class IceTransport final : public PacketTransport {
   GatheringState gathering_state_ = GatheringState::New;
   bool ever_connected_ = false;
   bool remote_done_ = false;
-  bool failed_pending_ = false;
   uint64_t bytes_sent_ = 0, bytes_received_ = 0, packets_sent_ = 0, packets_received_ = 0;
 };
 

@@ -396,7 +396,12 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
         channel->set_closed();
       }
     }
-    if (state == sctp::State::Failed) fail("SCTP association failed: " + error);
+    // An ABORT from the peer (its close()) or an SCTP timeout ends the data
+    // channels; the connection state itself follows ICE and DTLS (W3C), which
+    // report a vanished peer through consent freshness.
+    if (state == sctp::State::Failed) {
+      RTCMESH_LOG(Info, "peer", "SCTP association ended: " << error);
+    }
   }
 }
 

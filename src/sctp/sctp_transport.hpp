@@ -1,11 +1,20 @@
 // One SCTP association (RFC 9260) over a datagram link (DTLS), using usrsctp in
 // AF_CONN mode, as WebRTC data channels need it (RFC 8831): both sides connect
 // (simultaneous open), 1024 streams each way, PR-SCTP, stream reset for close.
+// SCTP packets are at most 1188 bytes (fixed path MTU, RFC 8261 §5) and carry a
+// valid CRC32c; incoming checksums are not verified (DTLS authenticates).
 //
 // Thread-safety: not thread-safe. Construct, call and destroy on the loop thread;
-// all callbacks run there, never from inside a usrsctp call that would be unsafe
-// to re-enter (they are deferred to the loop when needed).
-// `lower` must outlive this object.
+// all callbacks run there. Callbacks never run inside a usrsctp call, nor inside
+// one of the methods below (changes those cause are reported from a posted task).
+// A callback may call any method, including destroying the transport.
+// `lower` must outlive this object; its send() must not deliver to our receiver
+// synchronously. Packets that arrive before start() are kept (up to 64).
+//
+// Process-wide: usrsctp is initialized once (never finished) and its timers run
+// from a 10 ms tick on the loop of the first live transport (moved to another
+// loop when that one has none left, stopped when no transport is left). Several
+// loops work, but one loop per process is the efficient setup.
 #pragma once
 
 #include <cstdint>
@@ -40,42 +49,62 @@ struct Stats {
 };
 
 struct Callbacks {
+  // Every transition: Connecting (after start()), Connected (COMM_UP), Closed
+  // (graceful shutdown done, or close() before Connected), Failed (association
+  // lost: peer ABORT or too many retransmissions; or could not be set up).
+  // `error` is empty except for Failed.
   std::function<void(State state, const std::string& error)> on_state;
   // A complete message (reassembled up to MSG_EOR). The span is valid during the call.
   std::function<void(uint16_t stream, uint32_t ppid, ByteSpan message)> on_message;
-  // The peer reset its outgoing side of `stream` (the channel was closed remotely);
-  // we have already reset ours in answer.
+  // The peer reset its outgoing side of `stream`: the channel was closed
+  // remotely, or the peer answered our reset_stream(). Delivered after all the
+  // peer's data on that stream. Our own reset is queued in answer (after our
+  // queued data) if it was not already; once the peer confirms it, the stream id
+  // can carry a new channel (send() accepts it again, RFC 8831 §6.7).
   std::function<void(uint16_t stream)> on_stream_reset;
-  // The buffered amount of `stream` went down (data moved from our queue into SCTP).
+  // The buffered amount of `stream` went down (data moved from our queue into
+  // SCTP). At most once per stream per processing round, with the new amount.
   std::function<void(uint16_t stream, size_t buffered_amount)> on_buffered_amount;
 };
 
 struct Options {
   uint16_t local_port = 5000;   // a=sctp-port of our description
   uint16_t remote_port = 5000;  // a=sctp-port of the remote description
-  // Largest message we accept; bigger incoming messages are dropped and counted.
+  // Largest message we accept (our a=max-message-size); bigger incoming
+  // messages are dropped, counted in Stats::messages_dropped, and reception
+  // continues with the next message.
   size_t max_receive_message_size = 256 * 1024;
 };
 
 class SctpTransport {
  public:
+  // Installs itself as `lower`'s receiver.
   SctpTransport(base::Loop& loop, PacketTransport& lower, Options options, Callbacks callbacks);
-  ~SctpTransport();  // aborts the association if still open; no callback afterwards
+  // Aborts the association if still open (the ABORT goes out through `lower`);
+  // no callback runs during or after destruction.
+  ~SctpTransport();
   SctpTransport(const SctpTransport&) = delete;
   SctpTransport& operator=(const SctpTransport&) = delete;
 
-  // Connects (both sides call this; SCTP handles the simultaneous open).
+  // Connects (both sides call this; SCTP handles the simultaneous open). Once.
   void start();
-  // Queues one message for `stream`. Messages on a stream leave in send() order.
+  // Queues one message for `stream`. Messages leave in send() order (one FIFO
+  // for all streams); each is handed to SCTP whole (all-or-nothing), straight
+  // from `message` when nothing is queued, else copied into our queue.
   // Empty messages are the caller's business (RFC 8831: send 1 byte with PPID 56/57).
-  // False when the transport is not Connected/Connecting or the stream was reset.
+  // False (nothing queued) when the transport is not Connected/Connecting, after
+  // close(), for an empty message, stream >= 1024, or a stream being reset.
   bool send(uint16_t stream, uint32_t ppid, ByteSpan message, const SendOptions& options);
-  // Bytes queued for `stream` that SCTP has not yet accepted.
+  // Bytes queued for `stream` that SCTP has not yet accepted. SCTP itself holds
+  // up to 1 MiB (in flight or queued) that is not counted here.
   size_t buffered_amount(uint16_t stream) const;
   // Resets our outgoing side of `stream` once its queued data has been handed
-  // to SCTP (RFC 8831 section 6.7).
+  // to SCTP (RFC 8831 section 6.7); the peer sees it after that data. send() on
+  // the stream fails from now until both directions are reset (on_stream_reset).
   void reset_stream(uint16_t stream);
-  // Graceful shutdown; moves to Closed. Idempotent.
+  // Graceful shutdown (RFC 9260 §9.2): queued data is sent first, then SHUTDOWN;
+  // moves to Closed when it completes (abort after 5 s). Before Connected it
+  // aborts and moves to Closed at once. send() fails afterwards. Idempotent.
   void close();
 
   State state() const;

@@ -31,11 +31,11 @@ Error bad(std::string_view what, std::string_view text) {
 //   cand-type    = "typ" SP candidate-types
 //   rel-addr     = "raddr" SP connection-address  rel-port = "rport" SP port
 //   cand-extension = extension-att-name SP extension-att-value
-// plus RFC 6544 section 4.5: "tcptype" SP ("active" / "passive" / "so").
+// plus RFC 6544: "tcptype" SP ("active" / "passive" / "so").
 Result<Candidate> parse_candidate(std::string_view text) {
   if (text.size() > kMaxCandidateLength) {
-    return make_error("bad candidate: too long (" + std::to_string(text.size()) +
-                      " bytes, max " + std::to_string(kMaxCandidateLength) + ")");
+    return make_error("bad candidate: too long (" + std::to_string(text.size()) + " bytes, max " +
+                      std::to_string(kMaxCandidateLength) + ")");
   }
   std::string_view body = detail::trim(text);
   if (body.substr(0, 2) == "a=") body.remove_prefix(2);
@@ -103,7 +103,9 @@ Result<Candidate> parse_candidate(std::string_view text) {
       c.extensions.emplace_back(std::string(name), std::string(value));
     }
   }
-  // rel-addr and rel-port travel together (RFC 8839 section 5.1).
+  // The grammar makes rel-addr and rel-port separately optional, but section 5.1
+  // describes them as a pair and every stack sends both; requiring both keeps the
+  // struct unambiguous (related_port 0 with an address is a real "rport 0").
   if (have_raddr != have_rport) return bad("raddr and rport must both be present", text);
   if (!c.tcp_type.empty() && c.transport != "tcp") return bad("tcptype on a udp candidate", text);
   return c;

@@ -10,10 +10,14 @@ namespace rtcmesh::sdp {
 
 std::string_view to_string(Type type) {
   switch (type) {
-    case Type::Offer: return "offer";
-    case Type::Answer: return "answer";
-    case Type::Pranswer: return "pranswer";
-    case Type::Rollback: return "rollback";
+    case Type::Offer:
+      return "offer";
+    case Type::Answer:
+      return "answer";
+    case Type::Pranswer:
+      return "pranswer";
+    case Type::Rollback:
+      return "rollback";
   }
   return "offer";
 }
@@ -28,9 +32,12 @@ std::optional<Type> parse_type(std::string_view text) {
 
 std::string_view to_string(Setup setup) {
   switch (setup) {
-    case Setup::ActPass: return "actpass";
-    case Setup::Active: return "active";
-    case Setup::Passive: return "passive";
+    case Setup::ActPass:
+      return "actpass";
+    case Setup::Active:
+      return "active";
+    case Setup::Passive:
+      return "passive";
   }
   return "actpass";
 }
@@ -118,12 +125,18 @@ std::optional<Fingerprint> parse_fingerprint(std::string_view value) {
     }
   }
   std::size_t expected = 0;
-  if (fp.algorithm == "sha-1") expected = 20;
-  else if (fp.algorithm == "sha-224") expected = 28;
-  else if (fp.algorithm == "sha-256") expected = 32;
-  else if (fp.algorithm == "sha-384") expected = 48;
-  else if (fp.algorithm == "sha-512") expected = 64;
-  else if (fp.algorithm == "md5" || fp.algorithm == "md2") expected = 16;
+  if (fp.algorithm == "sha-1")
+    expected = 20;
+  else if (fp.algorithm == "sha-224")
+    expected = 28;
+  else if (fp.algorithm == "sha-256")
+    expected = 32;
+  else if (fp.algorithm == "sha-384")
+    expected = 48;
+  else if (fp.algorithm == "sha-512")
+    expected = 64;
+  else if (fp.algorithm == "md5" || fp.algorithm == "md2")
+    expected = 16;
   if (expected != 0 ? bytes != expected : bytes > 64) return std::nullopt;
   fp.value.reserve(hex.size());
   for (char c : hex) fp.value += detail::to_upper(c);
@@ -153,70 +166,64 @@ bool is_proto(std::string_view proto) {
   std::size_t start = 0;
   while (true) {
     const std::size_t slash = proto.find('/', start);
-    const std::string_view part = proto.substr(start, slash == std::string_view::npos
-                                                         ? std::string_view::npos
-                                                         : slash - start);
+    const std::string_view part = proto.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (!detail::is_token(part)) return false;
     if (slash == std::string_view::npos) return true;
     start = slash + 1;
   }
 }
 
-// Handles an ICE/DTLS attribute valid at both levels. Returns true when `attr`
-// was one of them (successfully or not: `error` is set on failure).
-bool apply_transport_attribute(const Line& line, const Attribute& attr,
-                               TransportAttributes& t, std::optional<Error>& error) {
+bool is_transport_attribute(std::string_view name) {
+  return name == "ice-ufrag" || name == "ice-pwd" || name == "ice-options" || name == "ice-lite" ||
+         name == "fingerprint" || name == "setup";
+}
+
+// Applies an ICE/DTLS attribute valid at both levels (is_transport_attribute()).
+std::optional<Error> apply_transport_attribute(const Line& line, const Attribute& attr,
+                                               TransportAttributes& t) {
   if (attr.name == "ice-ufrag") {
-    // RFC 8839 section 5.4: ice-ufrag-att = "ice-ufrag:" ufrag; ufrag = 4*256ice-char
-    if (t.ufrag) error = line_error(line, "duplicate a=ice-ufrag");
-    else if (!detail::is_ice_chars(attr.value, 4, 256)) error = line_error(line, "bad a=ice-ufrag");
-    else t.ufrag = std::string(attr.value);
-    return true;
-  }
-  if (attr.name == "ice-pwd") {
-    // RFC 8839 section 5.4: ice-pwd-att = "ice-pwd:" password; password = 22*256ice-char
-    if (t.pwd) error = line_error(line, "duplicate a=ice-pwd");
-    else if (!detail::is_ice_chars(attr.value, 22, 256)) error = line_error(line, "bad a=ice-pwd");
-    else t.pwd = std::string(attr.value);
-    return true;
-  }
-  if (attr.name == "ice-options") {
-    // RFC 8839 section 5.6: ice-options = "ice-options:" ice-option-tag *(SP ice-option-tag)
+    // RFC 8839 section 5 (ice-ufrag): ice-ufrag-att = "ice-ufrag:" ufrag; ufrag = 4*256ice-char
+    if (t.ufrag) return line_error(line, "duplicate a=ice-ufrag");
+    if (!detail::is_ice_chars(attr.value, 4, 256)) return line_error(line, "bad a=ice-ufrag");
+    t.ufrag = std::string(attr.value);
+  } else if (attr.name == "ice-pwd") {
+    // RFC 8839 section 5 (ice-pwd): ice-pwd-att = "ice-pwd:" password; password = 22*256ice-char
+    if (t.pwd) return line_error(line, "duplicate a=ice-pwd");
+    if (!detail::is_ice_chars(attr.value, 22, 256)) return line_error(line, "bad a=ice-pwd");
+    t.pwd = std::string(attr.value);
+  } else if (attr.name == "ice-options") {
+    // RFC 8839 section 5 (ice-options):
+    //   ice-options = "ice-options:" ice-option-tag *(SP ice-option-tag)
+    //   ice-option-tag = 1*ice-char
+    if (t.trickle) return line_error(line, "duplicate a=ice-options");
     const auto tags = detail::split_ws(attr.value);
+    if (tags.empty()) return line_error(line, "bad a=ice-options");
     bool trickle = false;
     for (auto tag : tags) {
-      if (!detail::is_ice_chars(tag, 1, 256)) {
-        error = line_error(line, "bad a=ice-options");
-        return true;
-      }
+      if (!detail::is_ice_chars(tag, 1, 256)) return line_error(line, "bad a=ice-options");
       if (tag == "trickle") trickle = true;
     }
-    if (tags.empty()) error = line_error(line, "bad a=ice-options");
-    else if (t.trickle) error = line_error(line, "duplicate a=ice-options");
-    else t.trickle = trickle;
-    return true;
-  }
-  if (attr.name == "ice-lite") {
-    // RFC 8839 section 5.3 (a session-level flag; tolerated at media level).
+    t.trickle = trickle;
+  } else if (attr.name == "ice-lite") {
+    // RFC 8839 section 5 (ice-lite): a session-level flag, tolerated at media level.
     t.lite = true;
-    return true;
-  }
-  if (attr.name == "fingerprint") {
+  } else if (attr.name == "fingerprint") {
     auto fp = parse_fingerprint(attr.value);
-    if (!fp) error = line_error(line, "bad a=fingerprint");
-    else if (t.fingerprints.size() == kMaxFingerprints) error = line_error(line, "too many a=fingerprint");
-    else t.fingerprints.push_back(std::move(*fp));
-    return true;
-  }
-  if (attr.name == "setup") {
-    // RFC 4145 section 4 / RFC 8842 section 5.
+    if (!fp) return line_error(line, "bad a=fingerprint");
+    if (t.fingerprints.size() == kMaxFingerprints) {
+      return line_error(line,
+                        "too many a=fingerprint (max " + std::to_string(kMaxFingerprints) + ")");
+    }
+    t.fingerprints.push_back(std::move(*fp));
+  } else if (attr.name == "setup") {
+    // RFC 4145 section 4, as restricted for DTLS by RFC 8842.
+    if (t.setup) return line_error(line, "duplicate a=setup");
     auto setup = parse_setup(attr.value);
-    if (t.setup) error = line_error(line, "duplicate a=setup");
-    else if (!setup) error = line_error(line, "bad a=setup");
-    else t.setup = *setup;
-    return true;
+    if (!setup) return line_error(line, "bad a=setup");
+    t.setup = *setup;
   }
-  return false;
+  return std::nullopt;
 }
 
 // Reads a=mid (RFC 5888 section 4: identification-tag = token).
@@ -232,8 +239,7 @@ std::optional<Error> read_mid(const Line& line, const Attribute& attr,
 
 std::optional<Error> apply_application_attribute(const Line& line, ApplicationSection& s) {
   const Attribute attr = split_attribute(line.value);
-  std::optional<Error> error;
-  if (apply_transport_attribute(line, attr, s.transport, error)) return error;
+  if (is_transport_attribute(attr.name)) return apply_transport_attribute(line, attr, s.transport);
 
   if (attr.name == "mid") return read_mid(line, attr, s.mid);
   if (attr.name == "candidate") {
@@ -249,12 +255,12 @@ std::optional<Error> apply_application_attribute(const Line& line, ApplicationSe
     return std::nullopt;
   }
   if (attr.name == "end-of-candidates") {
-    // RFC 8840 section 8.2.
+    // RFC 8840 (Trickle ICE): a=end-of-candidates, a flag.
     s.end_of_candidates = true;
     return std::nullopt;
   }
   if (attr.name == "max-message-size") {
-    // RFC 8841 section 6: max-message-size = "max-message-size" ":" 1*DIGIT
+    // RFC 8841 (max-message-size): max-message-size = "max-message-size" ":" 1*DIGIT
     if (s.max_message_size) return line_error(line, "duplicate a=max-message-size");
     auto size = detail::parse_uint(attr.value, UINT64_MAX);
     if (!size) return line_error(line, "bad a=max-message-size");
@@ -283,7 +289,7 @@ std::optional<Error> apply_application_attribute(const Line& line, ApplicationSe
     return std::nullopt;
   }
   if (attr.name == "sctp-port") {
-    // RFC 8841 section 5: sctp-port-attr = "a=sctp-port:" portnumber
+    // RFC 8841 (sctp-port): sctp-port-attr = "a=sctp-port:" portnumber
     if (s.sctp_port) return line_error(line, "duplicate a=sctp-port");
     auto port = detail::parse_port(attr.value);
     if (!port || *port == 0) return line_error(line, "bad a=sctp-port");
@@ -292,8 +298,6 @@ std::optional<Error> apply_application_attribute(const Line& line, ApplicationSe
   }
   return std::nullopt;  // unknown attribute: ignored
 }
-
-enum class SectionKind { DataChannel, Other };
 
 // RFC 8866 section 5.14: m=<media> <port>[/<number of ports>] <proto> <fmt> ...
 struct MediaLine {
@@ -398,7 +402,7 @@ bool is_timing(std::string_view value) {
 }
 
 bool is_data_channel_proto(std::string_view proto, bool& legacy) {
-  // RFC 8841 section 4.1: UDP/DTLS/SCTP and TCP/DTLS/SCTP; the pre-standard
+  // RFC 8841: UDP/DTLS/SCTP and TCP/DTLS/SCTP; the pre-standard
   // draft used plain DTLS/SCTP with the SCTP port as the format.
   if (detail::iequals(proto, "UDP/DTLS/SCTP") || detail::iequals(proto, "TCP/DTLS/SCTP")) {
     legacy = false;
@@ -459,9 +463,8 @@ Result<SessionDescription> parse(std::string_view text) {
       }
       case 'a': {
         const Attribute attr = split_attribute(line.value);
-        std::optional<Error> error;
-        if (apply_transport_attribute(line, attr, session, error)) {
-          if (error) return *error;
+        if (is_transport_attribute(attr.name)) {
+          if (auto error = apply_transport_attribute(line, attr, session)) return *error;
         } else if (attr.name == "group") {
           // RFC 5888 section 5: a=group:<semantics> *(SP identification-tag)
           auto tags = detail::split_ws(attr.value);
@@ -473,9 +476,18 @@ Result<SessionDescription> parse(std::string_view text) {
         }
         break;  // other session attributes (msid-semantic, extmap-allow-mixed...) ignored
       }
-      case 'i': case 'u': case 'e': case 'p': case 'b': case 'r': case 'z': case 'k':
+      case 'i':
+      case 'u':
+      case 'e':
+      case 'p':
+      case 'b':
+      case 'r':
+      case 'z':
+      case 'k':
         break;
-      case 'v': case 'o': case 's':
+      case 'v':
+      case 'o':
+      case 's':
         return line_error(line, std::string("duplicate ") + line.type + "= line");
       default:
         return line_error(line, std::string("unknown line type '") + line.type + "'");
@@ -493,8 +505,8 @@ Result<SessionDescription> parse(std::string_view text) {
   while (i < lines.size()) {
     const Line& m_line = lines[i++];
     if (++media_count > kMaxMediaSections) {
-      return line_error(m_line, "too many m= sections (max " +
-                                    std::to_string(kMaxMediaSections) + ")");
+      return line_error(m_line,
+                        "too many m= sections (max " + std::to_string(kMaxMediaSections) + ")");
     }
     auto media = parse_media_line(m_line);
     if (!media) return media.error();
@@ -504,10 +516,10 @@ Result<SessionDescription> parse(std::string_view text) {
         media->media == "application" && is_data_channel_proto(media->proto, legacy);
     ApplicationSection section;
     if (data_channel) {
-      // RFC 8841 section 4.2: the format is "webrtc-datachannel"; legacy: the SCTP port.
+      // RFC 8841: the format is "webrtc-datachannel"; legacy: the SCTP port.
       if (legacy) {
-        auto sctp = media->formats.size() == 1 ? detail::parse_port(media->formats[0])
-                                               : std::nullopt;
+        auto sctp =
+            media->formats.size() == 1 ? detail::parse_port(media->formats[0]) : std::nullopt;
         if (!sctp || *sctp == 0) return line_error(m_line, "bad m=application line: SCTP port");
         section.legacy_sctp_port = *sctp;
       } else if (media->formats.size() != 1 || media->formats[0] != kDataChannelFormat) {
@@ -540,11 +552,13 @@ Result<SessionDescription> parse(std::string_view text) {
             if (auto error = read_mid(line, attr, other_mid)) return *error;
           }
           break;
-        case 'i': case 'b': case 'k':
+        case 'i':
+        case 'b':
+        case 'k':
           break;
         default:
-          return line_error(line, std::string("unexpected ") + line.type +
-                                      "= line in a media section");
+          return line_error(line,
+                            std::string("unexpected ") + line.type + "= line in a media section");
       }
     }
 
@@ -575,32 +589,39 @@ Result<SessionDescription> parse(std::string_view text) {
     return line_error(lines.back(),
                       "end of SDP without a usable m=application data channel section");
   }
-  const ApplicationSection& s = *ours;
-  const TransportAttributes& media = s.transport;
+  ApplicationSection& s = *ours;
+  TransportAttributes& media_level = s.transport;
 
-  // RFC 8839 section 5.4 and RFC 8122 section 5: media level overrides session level.
-  if (media.ufrag) d.ice_ufrag = *media.ufrag;
-  else if (session.ufrag) d.ice_ufrag = *session.ufrag;
-  else return line_error(*s.m_line, "m=application section has no a=ice-ufrag");
-  if (media.pwd) d.ice_pwd = *media.pwd;
-  else if (session.pwd) d.ice_pwd = *session.pwd;
-  else return line_error(*s.m_line, "m=application section has no a=ice-pwd");
-  d.fingerprints = !media.fingerprints.empty() ? media.fingerprints : session.fingerprints;
+  // RFC 8839 section 5 and RFC 8122 section 5: media level overrides session level.
+  if (media_level.ufrag)
+    d.ice_ufrag = *media_level.ufrag;
+  else if (session.ufrag)
+    d.ice_ufrag = *session.ufrag;
+  else
+    return line_error(*s.m_line, "m=application section has no a=ice-ufrag");
+  if (media_level.pwd)
+    d.ice_pwd = *media_level.pwd;
+  else if (session.pwd)
+    d.ice_pwd = *session.pwd;
+  else
+    return line_error(*s.m_line, "m=application section has no a=ice-pwd");
+  d.fingerprints = !media_level.fingerprints.empty() ? std::move(media_level.fingerprints)
+                                                     : std::move(session.fingerprints);
   if (d.fingerprints.empty()) {
     return line_error(*s.m_line, "m=application section has no a=fingerprint");
   }
-  d.ice_trickle = media.trickle ? *media.trickle : session.trickle.value_or(false);
-  d.ice_lite = media.lite || session.lite;
-  d.setup = media.setup ? media.setup : session.setup;
+  d.ice_trickle = media_level.trickle ? *media_level.trickle : session.trickle.value_or(false);
+  d.ice_lite = media_level.lite || session.lite;
+  d.setup = media_level.setup ? media_level.setup : session.setup;
 
   d.mid = s.mid.value_or("");
   d.legacy_sctpmap = s.legacy;
   d.sctp_port = s.legacy ? s.legacy_sctp_port : s.sctp_port.value_or(5000);
   d.max_message_size = s.max_message_size;
-  d.candidates = s.candidates;
+  d.candidates = std::move(s.candidates);
   d.end_of_candidates = s.end_of_candidates;
-  d.connection_address = s.connection_address ? *s.connection_address
-                                              : session_connection.value_or("0.0.0.0");
+  d.connection_address =
+      s.connection_address ? *s.connection_address : session_connection.value_or("0.0.0.0");
   d.media_port = s.port;
   d.bundle = false;
   if (!d.mid.empty()) {
@@ -643,12 +664,11 @@ std::string serialize(const SessionDescription& d) {
     line("c=IN IP4 0.0.0.0");
     if (!m.mid.empty()) line("a=mid:", m.mid);
   };
-  const std::size_t before = d.application_index < d.other_media.size()
-                                 ? d.application_index
-                                 : d.other_media.size();
+  const std::size_t before =
+      d.application_index < d.other_media.size() ? d.application_index : d.other_media.size();
   for (std::size_t k = 0; k < before; ++k) write_other(d.other_media[k]);
 
-  // RFC 8841 section 4: m=application <port> UDP/DTLS/SCTP webrtc-datachannel
+  // RFC 8841: m=application <port> UDP/DTLS/SCTP webrtc-datachannel
   line("m=application ", std::to_string(d.media_port), " UDP/DTLS/SCTP webrtc-datachannel");
   line("c=", address_type(d.connection_address), d.connection_address);
   for (const auto& candidate : d.candidates) line("a=", to_string(candidate));

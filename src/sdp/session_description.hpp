@@ -54,7 +54,7 @@ struct SessionDescription {
   // The data-channel (m=application) section. ICE/DTLS attributes may appear at
   // session level or media level in the input; media level wins. The parser
   // fills these from whichever is present.
-  std::string mid = "0";
+  std::string mid = "0";            // a=mid; parse() leaves it empty when absent
   bool legacy_sctpmap = false;       // input used `DTLS/SCTP` + `a=sctpmap`
   std::string ice_ufrag;             // required
   std::string ice_pwd;               // required
@@ -67,7 +67,7 @@ struct SessionDescription {
   std::optional<uint64_t> max_message_size;
   std::vector<Candidate> candidates;
   bool end_of_candidates = false;
-  std::string connection_address = "0.0.0.0";  // c= line of the section
+  std::string connection_address = "0.0.0.0";  // c= of the section, else session c=
   uint16_t media_port = 9;                     // port on the m= line
   bool bundle = true;                          // a=group:BUNDLE present with our mid
   std::vector<OtherMedia> other_media;         // sections we do not handle, in order
@@ -103,7 +103,8 @@ Result<SessionDescription> parse(std::string_view text);
 // Sections in other_media are written rejected (port 0) at their position (see
 // application_index), keeping their mids, and are left out of the BUNDLE group.
 // For any value parse() returned, parse(serialize(d)) succeeds and equals d except
-// that legacy_sctpmap becomes false. Hand-built descriptions must hold valid
+// that legacy_sctpmap becomes false (checked by fuzz/sdp_fuzzer.cpp; the only
+// exception is output grown past kMaxSdpSize, e.g. a ~64 KiB LF-only input). Hand-built descriptions must hold valid
 // tokens (non-empty ufrag/pwd, no spaces or line breaks in strings).
 std::string serialize(const SessionDescription& description);
 

@@ -73,8 +73,7 @@ TEST(SdpRealWorld, ChromiumOffer) {
   EXPECT_EQ(d.candidates[0].address, "192.168.77.10");
   EXPECT_EQ(d.candidates[0].port, 46290);
   EXPECT_EQ(d.candidates[0].type, "host");
-  EXPECT_EQ(d.candidates[0].extensions,
-            (Extensions{{"generation", "0"}, {"network-cost", "999"}}));
+  EXPECT_EQ(d.candidates[0].extensions, (Extensions{{"generation", "0"}, {"network-cost", "999"}}));
   EXPECT_EQ(d.candidates[1].address, "fd00:77::10");
   EXPECT_EQ(d.candidates[1].port, 53470);
   EXPECT_FALSE(d.end_of_candidates);
@@ -171,6 +170,19 @@ TEST(SdpRealWorld, AiortcAnswer) {
   expect_round_trip(d);
 }
 
+TEST(SdpRealWorld, AiortcAnswerToChromiumOfferUsesModernForm) {
+  const auto d = parse_ok(read_corpus("aiortc_answer_modern.sdp"));
+  EXPECT_FALSE(d.legacy_sctpmap);
+  EXPECT_EQ(d.sctp_port, 5000);
+  EXPECT_EQ(d.max_message_size, 65536u);
+  EXPECT_EQ(d.ice_ufrag, "4lNA");
+  EXPECT_EQ(d.setup, Setup::Active);
+  EXPECT_EQ(d.candidates.size(), 2u);
+  EXPECT_TRUE(d.end_of_candidates);
+  EXPECT_EQ(d.media_port, 36441);
+  expect_round_trip(d);
+}
+
 TEST(SdpRealWorld, EveryCorpusSeedParsesAndRoundTrips) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(sdp_corpus_dir())) {
@@ -181,7 +193,7 @@ TEST(SdpRealWorld, EveryCorpusSeedParsesAndRoundTrips) {
     expect_round_trip(d);
     ++count;
   }
-  EXPECT_GE(count, 9);
+  EXPECT_GE(count, 10);
 }
 
 TEST(SdpParse, LegacyFormWithLfOnlyAndSessionLevelAttributes) {
@@ -189,11 +201,11 @@ TEST(SdpParse, LegacyFormWithLfOnlyAndSessionLevelAttributes) {
   EXPECT_TRUE(d.legacy_sctpmap);
   EXPECT_EQ(d.sctp_port, 5000);
   EXPECT_EQ(d.mid, "data");
-  EXPECT_EQ(d.ice_ufrag, "Ab+/");               // from session level
-  EXPECT_EQ(d.setup, Setup::Passive);           // from session level
-  ASSERT_EQ(d.fingerprints.size(), 1u);         // lower-case hex normalised
+  EXPECT_EQ(d.ice_ufrag, "Ab+/");        // from session level
+  EXPECT_EQ(d.setup, Setup::Passive);    // from session level
+  ASSERT_EQ(d.fingerprints.size(), 1u);  // lower-case hex normalised
   EXPECT_EQ(d.fingerprints[0].value.find_first_of("abcdef"), std::string::npos);
-  EXPECT_FALSE(d.bundle);                       // no a=group
+  EXPECT_FALSE(d.bundle);                        // no a=group
   EXPECT_FALSE(d.max_message_size.has_value());  // absent: 64 KiB implied
   expect_round_trip(d);
 }
@@ -307,8 +319,8 @@ TEST(SdpSerialize, ProducesChromiumShape) {
                      "91:58:98:D3:63:56:07"}};
   d.setup = Setup::ActPass;
   d.max_message_size = 262144;
-  auto candidate = parse_candidate(
-      "candidate:1 1 udp 2122262783 192.168.1.2 50000 typ host generation 0");
+  auto candidate =
+      parse_candidate("candidate:1 1 udp 2122262783 192.168.1.2 50000 typ host generation 0");
   ASSERT_TRUE(candidate.ok());
   d.candidates.push_back(candidate.value());
   EXPECT_EQ(serialize(d),
@@ -354,24 +366,24 @@ TEST(SdpSerialize, OptionalPartsAndLegacyInputComeOutModern) {
 // A valid Chromium-shaped offer; line numbers are 1-based and fixed.
 std::vector<std::string> base_lines() {
   return {
-      "v=0",                                                          // 1
-      "o=- 4611731400430051336 2 IN IP4 127.0.0.1",                   // 2
-      "s=-",                                                          // 3
-      "t=0 0",                                                        // 4
-      "a=group:BUNDLE 0",                                             // 5
-      "a=msid-semantic: WMS",                                         // 6
-      "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",             // 7
-      "c=IN IP4 0.0.0.0",                                             // 8
-      "a=candidate:1 1 udp 2122262783 192.168.1.2 50000 typ host",    // 9
-      "a=ice-ufrag:AbCd",                                             // 10
-      "a=ice-pwd:abcdefghijklmnopqrstuvwx",                           // 11
-      "a=ice-options:trickle",                                        // 12
+      "v=0",                                                        // 1
+      "o=- 4611731400430051336 2 IN IP4 127.0.0.1",                 // 2
+      "s=-",                                                        // 3
+      "t=0 0",                                                      // 4
+      "a=group:BUNDLE 0",                                           // 5
+      "a=msid-semantic: WMS",                                       // 6
+      "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",           // 7
+      "c=IN IP4 0.0.0.0",                                           // 8
+      "a=candidate:1 1 udp 2122262783 192.168.1.2 50000 typ host",  // 9
+      "a=ice-ufrag:AbCd",                                           // 10
+      "a=ice-pwd:abcdefghijklmnopqrstuvwx",                         // 11
+      "a=ice-options:trickle",                                      // 12
       "a=fingerprint:sha-256 13:9B:F7:AC:D8:F0:4B:BE:34:9D:7A:33:AA:FB:EB:57:F9:36:88:F5:FB:35:"
-      "4C:C0:56:91:58:98:D3:63:56:07",                                // 13
-      "a=setup:actpass",                                              // 14
-      "a=mid:0",                                                      // 15
-      "a=sctp-port:5000",                                             // 16
-      "a=max-message-size:262144",                                    // 17
+      "4C:C0:56:91:58:98:D3:63:56:07",  // 13
+      "a=setup:actpass",                // 14
+      "a=mid:0",                        // 15
+      "a=sctp-port:5000",               // 16
+      "a=max-message-size:262144",      // 17
   };
 }
 
@@ -430,14 +442,14 @@ TEST_P(SdpRejects, NamingTheLine) {
 }
 
 const std::string kFp32 =
-    "13:9B:F7:AC:D8:F0:4B:BE:34:9D:7A:33:AA:FB:EB:57:F9:36:88:F5:FB:35:4C:C0:56:91:58:98:D3:63:56:07";
+    "13:9B:F7:AC:D8:F0:4B:BE:34:9D:7A:33:AA:FB:EB:57:F9:36:88:F5:FB:35:4C:C0:56:91:58:98:D3:63:56:"
+    "07";
 
 INSTANTIATE_TEST_SUITE_P(
     Sdp, SdpRejects,
     testing::Values(
         // Structure: v=, o=, s=, t=.
-        BadSdp{"Empty", "", 1, "empty SDP"},
-        BadSdp{"OnlyBlankLines", "\r\n\r\n", 1, "empty SDP"},
+        BadSdp{"Empty", "", 1, "empty SDP"}, BadSdp{"OnlyBlankLines", "\r\n\r\n", 1, "empty SDP"},
         BadSdp{"MissingV", remove_line(1), 1, "expected v=0"},
         BadSdp{"WrongVersion", replace_line(1, "v=1"), 1, "expected v=0"},
         BadSdp{"MissingO", remove_line(2), 2, "expected o= line"},
@@ -469,34 +481,34 @@ INSTANTIATE_TEST_SUITE_P(
                join({"v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0",
                      "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0"}),
                6, "without a usable m=application"},
-        BadSdp{"OnlyRejectedApplication", replace_line(7, "m=application 0 UDP/DTLS/SCTP webrtc-datachannel"),
-               17, "without a usable m=application"},
+        BadSdp{"OnlyRejectedApplication",
+               replace_line(7, "m=application 0 UDP/DTLS/SCTP webrtc-datachannel"), 17,
+               "without a usable m=application"},
         BadSdp{"NoMediaAtAll", join({"v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0"}), 4,
                "without a usable m=application"},
-        BadSdp{"MediaPortTooBig", replace_line(7, "m=application 65536 UDP/DTLS/SCTP webrtc-datachannel"),
-               7, "bad m= line: port"},
-        BadSdp{"MediaPortNotNumber", replace_line(7, "m=application 9x UDP/DTLS/SCTP webrtc-datachannel"),
-               7, "bad m= line: port"},
+        BadSdp{"MediaPortTooBig",
+               replace_line(7, "m=application 65536 UDP/DTLS/SCTP webrtc-datachannel"), 7,
+               "bad m= line: port"},
+        BadSdp{"MediaPortNotNumber",
+               replace_line(7, "m=application 9x UDP/DTLS/SCTP webrtc-datachannel"), 7,
+               "bad m= line: port"},
         BadSdp{"MediaTooFewFields", replace_line(7, "m=application 9 UDP/DTLS/SCTP"), 7,
                "bad m= line"},
         BadSdp{"WrongFormat", replace_line(7, "m=application 9 UDP/DTLS/SCTP 5000"), 7,
                "expected webrtc-datachannel"},
         BadSdp{"LegacyPortTooBig", replace_line(7, "m=application 9 DTLS/SCTP 99999"), 7,
                "SCTP port"},
-        BadSdp{"LegacySctpmapMismatch",
-               edit([](auto& l) {
+        BadSdp{"LegacySctpmapMismatch", edit([](auto& l) {
                  l[6] = "m=application 9 DTLS/SCTP 5000";
                  l[15] = "a=sctpmap:5001 webrtc-datachannel 1024";
                }),
                16, "bad a=sctpmap: port does not match"},
-        BadSdp{"LegacySctpmapWrongProtocol",
-               edit([](auto& l) {
+        BadSdp{"LegacySctpmapWrongProtocol", edit([](auto& l) {
                  l[6] = "m=application 9 DTLS/SCTP 5000";
                  l[15] = "a=sctpmap:5000 t38 1024";
                }),
                16, "bad a=sctpmap: protocol"},
-        BadSdp{"DuplicateMid",
-               edit([](auto& l) {
+        BadSdp{"DuplicateMid", edit([](auto& l) {
                  l.push_back("m=audio 0 UDP/TLS/RTP/SAVPF 0");  // line 18
                  l.push_back("a=mid:0");
                }),
@@ -536,18 +548,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadSdp{"MaxMessageSizeBad", replace_line(17, "a=max-message-size:-5"), 17,
                "bad a=max-message-size"},
         // Candidates.
-        BadSdp{"CandidateBadType", replace_line(9, "a=candidate:1 1 udp 1 192.168.1.2 50000 typ nat"),
-               9, "bad candidate: candidate type"},
-        BadSdp{"CandidateBadPort", replace_line(9, "a=candidate:1 1 udp 1 192.168.1.2 65536 typ host"),
-               9, "bad candidate: port"},
-        BadSdp{"CandidateBadTransport", replace_line(9, "a=candidate:1 1 quic 1 192.168.1.2 1 typ host"),
-               9, "bad candidate: transport"},
+        BadSdp{"CandidateBadType",
+               replace_line(9, "a=candidate:1 1 udp 1 192.168.1.2 50000 typ nat"), 9,
+               "bad candidate: candidate type"},
+        BadSdp{"CandidateBadPort",
+               replace_line(9, "a=candidate:1 1 udp 1 192.168.1.2 65536 typ host"), 9,
+               "bad candidate: port"},
+        BadSdp{"CandidateBadTransport",
+               replace_line(9, "a=candidate:1 1 quic 1 192.168.1.2 1 typ host"), 9,
+               "bad candidate: transport"},
         BadSdp{"CandidateTruncated", replace_line(9, "a=candidate:1 1 udp 1 192.168.1.2"), 9,
                "bad candidate"},
         // Absurd lengths.
         BadSdp{"LineTooLong", insert_line(6, "a=x-long:" + std::string(5000, 'x')), 6,
                "line too long"}),
-    [](const testing::TestParamInfo<BadSdp>& info) { return std::string(info.param.name); });
+    [](const testing::TestParamInfo<BadSdp>& param_info) {
+      return std::string(param_info.param.name);
+    });
 
 TEST(SdpReject, TooLargeInput) {
   std::string text = join(base_lines());

@@ -48,6 +48,7 @@ import time
 
 ISOLATED_ENV = "RTCMESH_PAIR_ISOLATED"
 OPEN_PREFIX = b"rtcmesh: channel open"
+CHECK_PREFIX = b"interop-check:"  # a peer saw the other side break the protocol
 CLOSED_PREFIX = b"rtcmesh: channel closed"
 SCENARIOS = ("selftest", "lines", "close-by-offerer", "close-by-answerer")
 
@@ -200,6 +201,7 @@ class Pair:
         self.events = queue.Queue()
         self.marks = {}
         self.selftest_results = {}
+        self.checks = []
         self.peers = []
         self.offerer = Peer("offerer", args.offerer, self.events, args.verbose)
         self.peers.append(self.offerer)
@@ -234,6 +236,8 @@ class Pair:
                 peer.opened_at = time.monotonic() - self.t0
             elif data.startswith(CLOSED_PREFIX):
                 peer.closed_seen = True
+            elif data.startswith(CHECK_PREFIX):
+                self.checks.append(f"{peer.role}: {data.decode('utf-8', 'replace')}")
         elif kind == "stderr-eof":
             peer.stderr_eof = True
         elif kind == "exit":
@@ -444,6 +448,18 @@ class Pair:
             self.scenario_close(self.offerer)
         elif s == "close-by-answerer":
             self.scenario_close(self.answerer)
+        # late stderr lines (a peer's own interop-check) arrive before its stderr EOF
+        self._drain_until_stderr_eof(2.0)
+        if self.checks:
+            raise Fail("a peer reported a protocol problem: " + " | ".join(self.checks))
+
+    def _drain_until_stderr_eof(self, seconds):
+        end = time.monotonic() + seconds
+        try:
+            self.pump_until(lambda: all(p.stderr_eof for p in self.peers if p.rc is not None),
+                            "draining stderr", end)
+        except Fail:
+            pass
 
     def cleanup(self):
         """Kill everything the peers started; returns the number of leftovers."""
@@ -493,9 +509,9 @@ class Pair:
                 for line in p.stderr[-200:]:
                     print("  " + line.decode("utf-8", "replace"))
                 tail = [p.signal_line] + p.lines if p.signal_line is not None else p.lines
-                print(f"----- {p.role} stdout (last lines, cut to 200 chars):")
+                print(f"----- {p.role} stdout ({len(tail)} lines; the last ones, cut to 200 B):")
                 for line in tail[-20:]:
-                    print("  " + line[:200].decode("utf-8", "replace"))
+                    print(f"  [{len(line)} B] " + line[:200].decode("utf-8", "replace"))
         sys.stdout.flush()
 
 

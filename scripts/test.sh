@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly what CI runs (.ci/run calls this script).
+#   scripts/test.sh                 all stages
+#   scripts/test.sh release tsan    only the named stages
+# Stages: release (every test), asan (every test under AddressSanitizer +
+# UndefinedBehaviorSanitizer), tsan (the multi-threaded integration tests under
+# ThreadSanitizer), fuzz (each libFuzzer target for RTCMESH_FUZZ_SECONDS, default 20).
+# Network tests run in a fresh network namespace that has only loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stages=("$@")
+((${#stages[@]})) || stages=(release asan tsan fuzz)
+
+scripts/install-deps.sh
+
+jobs=$(nproc)
+run_ctest() {
+  local preset=$1
+  shift
+  scripts/netns.sh ctest --test-dir "build/$preset" --output-on-failure --no-tests=error -j "$jobs" "$@"
+}
+
+for stage in "${stages[@]}"; do
+  echo "=== stage: $stage ==="
+  start=$(date +%s)
+  case "$stage" in
+    release)
+      scripts/build.sh release
+      run_ctest release
+      ;;
+    asan)
+      scripts/build.sh asan
+      ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}" \
+      LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0" \
+      UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+        run_ctest asan
+      ;;
+    tsan)
+      scripts/build.sh tsan
+      TSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
+        run_ctest tsan -L threaded
+      ;;
+    fuzz)
+      scripts/build.sh fuzz -DRTCMESH_FUZZ_SECONDS="${RTCMESH_FUZZ_SECONDS:-20}"
+      run_ctest fuzz -L fuzz
+      ;;
+    *)
+      echo "unknown stage '$stage'" >&2
+      exit 2
+      ;;
+  esac
+  echo "=== stage $stage passed in $(($(date +%s) - start)) s ==="
+done
