@@ -225,11 +225,14 @@ TEST_F(SctpTransportTest, SimultaneousOpenAndMessagesBothWaysOnSeveralStreams) {
 }
 
 TEST_F(SctpTransportTest, PacketsCarryValidChecksumAndFitThePathMtu) {
-  std::atomic<size_t> bad_checksum{0}, too_big{0}, packets{0};
-  auto check = [&](ByteSpan packet) {
-    ++packets;
-    if (!has_valid_checksum(packet)) ++bad_checksum;
-    if (packet.size() > 1191) ++too_big;
+  struct Counts {
+    std::atomic<size_t> bad_checksum{0}, too_big{0}, packets{0};
+  };
+  auto counts = std::make_shared<Counts>();
+  auto check = [counts](ByteSpan packet) {
+    ++counts->packets;
+    if (!has_valid_checksum(packet)) ++counts->bad_checksum;
+    if (packet.size() > 1191) ++counts->too_big;
     return true;
   };
   link_->a.filter = check;
@@ -239,9 +242,9 @@ TEST_F(SctpTransportTest, PacketsCarryValidChecksumAndFitThePathMtu) {
   ASSERT_TRUE(send(b_, 1, pattern(3000, 2)));
   ASSERT_TRUE(b_.wait([&] { return b_.messages.size() == 1; }));
   ASSERT_TRUE(a_.wait([&] { return a_.messages.size() == 1; }));
-  EXPECT_GT(packets.load(), 60u);
-  EXPECT_EQ(bad_checksum.load(), 0u);
-  EXPECT_EQ(too_big.load(), 0u);
+  EXPECT_GT(counts->packets.load(), 60u);
+  EXPECT_EQ(counts->bad_checksum.load(), 0u);
+  EXPECT_EQ(counts->too_big.load(), 0u);
 }
 
 TEST_F(SctpTransportTest, MessagesOfOneByteTo256KiBArriveWholeAndIntact) {
@@ -291,11 +294,15 @@ TEST_F(SctpTransportTest, ReliableOrderedStreamKeepsOrder) {
 
 TEST_F(SctpTransportTest, PartialReliabilitySurvivesLossAndReliableStreamDeliversAll) {
   connect();
-  std::mt19937 random(42);
-  std::atomic<size_t> dropped{0};
-  auto lossy = [&](ByteSpan) {
-    if (random() % 10 == 0) {
-      ++dropped;
+  // Shared with the filter, which outlives the test body if an assertion fails.
+  struct Loss {
+    std::mt19937 random{42};
+    std::atomic<size_t> dropped{0};
+  };
+  auto loss = std::make_shared<Loss>();
+  auto lossy = [loss](ByteSpan) {
+    if (loss->random() % 10 == 0) {
+      ++loss->dropped;
       return false;
     }
     return true;
@@ -326,7 +333,7 @@ TEST_F(SctpTransportTest, PartialReliabilitySurvivesLossAndReliableStreamDeliver
     return n;
   };
   ASSERT_TRUE(b_.wait([&] { return reliable_count() == kRounds; }, 60s)) << reliable_count();
-  EXPECT_GT(dropped.load(), 10u);
+  EXPECT_GT(loss->dropped.load(), 10u);
   std::lock_guard<std::mutex> lock(b_.mutex);
   int next = 0;
   size_t unreliable_received = 0, timed_received = 0;
