@@ -103,7 +103,7 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
                // RFC 8445 section 14.3: Ta is 50 ms for a single stream in the RFC,
                // but on a LAN/loopback the checks are tiny; libnice's pacing decides
                // how soon the nominating check follows the first success.
-               "stun-pacing-timer", 5u, "stun-initial-timeout", 200u,
+               "stun-pacing-timer", 1u, "stun-initial-timeout", 200u,
                "stun-max-retransmissions", 5u, "force-relay", config.relay_only ? TRUE : FALSE,
                nullptr);
   for (const auto& address : config.local_addresses) {
