@@ -1,6 +1,8 @@
 // rtcmesh: one binary, subcommands (connect, bench, ...).
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
@@ -9,6 +11,16 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "rtcmesh 0.1.0");
   auto connect = rtcmesh::app::add_connect_command(app);
   auto bench = rtcmesh::app::add_bench_command(app);
+  auto known = [&](const char* name) {
+    for (auto* sub : app.get_subcommands({})) {
+      if (sub->get_name() == name) return true;
+    }
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
+    std::fprintf(stderr, "rtcmesh: unknown command '%s' (see rtcmesh --help)\n", argv[1]);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""`rtcmesh connect` as two real processes over 127.0.0.1, and its failure paths.
+
+Usage: connect_test.py RTCMESH_BINARY TEST_NAME   (ctest runs one test per name)
+"""
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+BIN = sys.argv[1]
+
+
+class Peer:
+    """One `rtcmesh connect` process with its stderr collected."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([BIN, "connect", "--loopback", *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.err = []
+        self.err_lock = threading.Lock()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            with self.err_lock:
+                self.err.append(line.rstrip("\n"))
+
+    def stderr(self):
+        with self.err_lock:
+            return "\n".join(self.err)
+
+    def wait_err(self, text, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.stderr():
+                return True
+            if self.proc.poll() is not None:
+                time.sleep(0.1)
+                return text in self.stderr()
+            time.sleep(0.02)
+        return False
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def line(self):
+        return self.proc.stdout.readline().rstrip("\n")
+
+    def close_stdin(self):
+        self.proc.stdin.close()
+
+    def wait(self, timeout=15):
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
+def check(cond, message, *peers):
+    if not cond:
+        for i, p in enumerate(peers):
+            print(f"--- stderr of peer {i} ---\n{p.stderr()}", file=sys.stderr)
+        raise AssertionError(message)
+
+
+def connected_pair(offer_args=(), answer_args=()):
+    o = Peer("--offer", *offer_args)
+    a = Peer("--answer", *answer_args)
+    a.send(o.line())
+    o.send(a.line())
+    check(o.wait_err("channel open") and a.wait_err("channel open"), "channel did not open", o, a)
+    return o, a
+
+
+def test_lines_both_ways():
+    o, a = connected_pair()
+    try:
+        for i in range(50):
+            o.send(f"from offerer {i}")
+            a.send(f"from answerer {i}")
+        for i in range(50):
+            check(a.line() == f"from offerer {i}", "offerer->answerer line", o, a)
+            check(o.line() == f"from answerer {i}", "answerer->offerer line", o, a)
+        blob = os.urandom(256 * 1024)
+        o.send("binary:" + base64.b64encode(blob).decode())
+        got = a.line()
+        check(got.startswith("binary:") and base64.b64decode(got[7:]) == blob, "256 KiB binary", o, a)
+        o.send("")  # an empty text message
+        check(a.line() == "", "empty message", o, a)
+        o.close_stdin()
+        check(o.wait() == 0, "offerer exit code", o, a)
+        check(a.wait() == 0, "answerer exit code (remote closed the channel)", o, a)
+        check("channel closed" in a.stderr(), "answerer saw the close", o, a)
+    finally:
+        o.kill()
+        a.kill()
+
+
+def test_reliability_options_and_echo():
+    for args in (["--unordered"], ["--max-retransmits", "0"], ["--max-packet-life-time", "100"],
+                 ["--negotiated-id", "5"]):
+        answer_args = ["--echo"] + (args if "--negotiated-id" in args else [])
+        o, a = connected_pair(args, answer_args)
+        try:
+            for i in range(20):
+                o.send(f"{args[0]} {i}")
+            got = sorted(o.line() for _ in range(20))
+            check(got == sorted(f"{args[0]} {i}" for i in range(20)), f"echo with {args}", o, a)
+            if "--negotiated-id" in args:
+                check("id 5" in o.stderr(), "negotiated id used", o, a)
+            o.close_stdin()
+            check(o.wait() == 0 and a.wait() == 0, "clean exit", o, a)
+        finally:
+            o.kill()
+            a.kill()
+
+
+def test_fingerprint_mismatch_fails():
+    o = Peer("--offer")
+    a = Peer("--answer")
+    try:
+        a.send(o.line())
+        answer = a.line()
+        i = answer.index("a=fingerprint:sha-256 ") + len("a=fingerprint:sha-256 ")
+        wrong = "00" if answer[i:i + 2] != "00" else "11"
+        o.send(answer[:i] + wrong + answer[i + 2:])
+        check(o.wait_err("fingerprint mismatch", 20), "offerer reports the mismatch", o, a)
+        check(o.wait(20) == 1, "offerer exits 1 on failure", o, a)
+        check("channel open" not in o.stderr() and "channel open" not in a.stderr(),
+              "no channel may open", o, a)
+    finally:
+        o.kill()
+        a.kill()
+
+
+def test_malformed_descriptions_are_rejected_and_the_process_keeps_running():
+    o = Peer("--offer")
+    a = Peer("--answer")
+    try:
+        offer = o.line()
+        a.send("this is not json")
+        check(a.wait_err("invalid JSON"), "invalid JSON reported", o, a)
+        a.send('{"type":"offer","sdp":"v=0\\r\\no=- 1 1 IN IP4 0.0.0.0\\r\\ns=-\\r\\nt=0 0\\r\\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\\r\\nc=IN IP4 0.0.0.0\\r\\na=ice-ufrag:abcd\\r\\na=fingerprint:sha-256 ZZ\\r\\n"}')
+        check(a.wait_err("line 8"), "the bad SDP line is named", o, a)
+        a.send('{"type":"answer","sdp":"v=0"}')
+        check(a.wait_err("expected an offer"), "wrong type reported", o, a)
+        check(a.proc.poll() is None, "answerer still running", o, a)
+        a.send(offer)
+        o.send(a.line())
+        check(o.wait_err("channel open") and a.wait_err("channel open"), "connects after bad input", o, a)
+        o.send("ok")
+        check(a.line() == "ok", "message after bad input", o, a)
+        o.close_stdin()
+        check(o.wait() == 0 and a.wait() == 0, "clean exit", o, a)
+    finally:
+        o.kill()
+        a.kill()
+
+
+def test_killed_peer_is_detected():
+    o, a = connected_pair()
+    try:
+        for _ in range(2000):
+            o.proc.stdin.write("x" * 1000 + "\n")
+        o.proc.stdin.flush()
+        a.proc.send_signal(signal.SIGKILL)
+        t0 = time.monotonic()
+        code = o.wait(timeout=60)
+        elapsed = time.monotonic() - t0
+        check(code == 1, f"offerer exits 1 (got {code})", o)
+        check("connection state failed" in o.stderr(), "failure reported", o)
+        print(f"remote death detected after {elapsed:.1f} s")
+    finally:
+        o.kill()
+        a.kill()
+
+
+def test_sigint_exits_cleanly():
+    o, a = connected_pair()
+    try:
+        o.proc.send_signal(signal.SIGINT)
+        check(o.wait() == 0, "SIGINT exits 0", o, a)
+        check(a.wait() == 0, "remote sees the close and exits 0", o, a)
+    finally:
+        o.kill()
+        a.kill()
+
+
+def test_bad_arguments():
+    cases = [
+        (["connect"], 2, "--offer or --answer"),
+        (["connect", "--offer", "--answer"], None, "excludes"),
+        (["connect", "--offer", "--max-retransmits", "-1"], None, "max-retransmits"),
+        (["connect", "--offer", "--negotiated-id", "5000"], None, "negotiated-id"),
+        (["connect", "--offer", "--ice-server", "ftp://x"], None, "scheme"),
+        (["frobnicate"], None, "frobnicate"),
+    ]
+    for args, code, text in cases:
+        r = subprocess.run([BIN, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, f"{args}: expected failure"
+        assert code is None or r.returncode == code, f"{args}: exit {r.returncode}"
+        assert text in out, f"{args}: {text!r} not in {out!r}"
+    r = subprocess.run([BIN, "connect", "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "--max-packet-life-time" in r.stdout
+
+
+if __name__ == "__main__":
+    name = sys.argv[2]
+    globals()["test_" + name]()
+    print(f"{name}: ok")
