@@ -56,11 +56,16 @@ namespace rtcmesh::sctp {
 
 const char* to_string(State state) {
   switch (state) {
-    case State::New: return "new";
-    case State::Connecting: return "connecting";
-    case State::Connected: return "connected";
-    case State::Closed: return "closed";
-    case State::Failed: return "failed";
+    case State::New:
+      return "new";
+    case State::Connecting:
+      return "connecting";
+    case State::Connected:
+      return "connected";
+    case State::Closed:
+      return "closed";
+    case State::Failed:
+      return "failed";
   }
   return "?";
 }
@@ -142,7 +147,8 @@ void select_crc32c() {
   // usrsctp returns the value ready to be stored in memory (network order
   // handled by its finalize step); on little-endian that is the plain CRC.
   use_sse42_crc = ours == theirs;
-  if (!use_sse42_crc) RTCMESH_LOG(Warn, "sctp", "SSE4.2 crc32c disagrees with usrsctp; using usrsctp's");
+  if (!use_sse42_crc)
+    RTCMESH_LOG(Warn, "sctp", "SSE4.2 crc32c disagrees with usrsctp; using usrsctp's");
 }
 
 // Writes the checksum of an outgoing SCTP packet into its common header
@@ -250,7 +256,8 @@ struct Runtime {
     {
       std::lock_guard<std::mutex> lock(rt.mutex);
       if (rt.tick_loop != loop || rt.tick_generation != generation) return;
-      auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rt.last_tick);
+      auto elapsed =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rt.last_tick);
       rt.last_tick += elapsed;  // keep the sub-millisecond remainder for the next tick
       elapsed_ms = static_cast<uint32_t>(elapsed.count());
     }
@@ -292,7 +299,7 @@ struct Runtime {
     usrsctp_sysctl_set_sctp_nr_outgoing_streams_default(kStreamCount);
     // Congestion control: RFC 4960/9260 standard (libdatachannel#354).
     usrsctp_sysctl_set_sctp_default_cc_module(SCTP_CC_RFC2581);
-    usrsctp_sysctl_set_sctp_initial_cwnd(10);  // RFC 6928-like start, as libdatachannel
+    usrsctp_sysctl_set_sctp_initial_cwnd(10);       // RFC 6928-like start, as libdatachannel
     usrsctp_sysctl_set_sctp_max_burst_default(10);  // measured: 4, 10, 32 or 0 (off) cost the same
     // SACK every 2nd packet (RFC 9260 §6.2 SHOULD); every 4th would save ~10% of
     // instructions on loopback but slows the peer's congestion window growth.
@@ -356,12 +363,12 @@ struct SctpTransport::Impl {
     std::vector<uint8_t> data;
   };
   struct StreamState {
-    size_t buffered = 0;        // bytes of this stream in queue_
-    bool closing = false;       // reset_stream() (or a peer reset) seen: send() refused
-    bool reset_sent = false;    // our outgoing reset was handed to usrsctp
-    bool outgoing_done = false; // the peer confirmed our outgoing reset
-    bool incoming_done = false; // the peer reset its outgoing side
-    uint8_t refusals = 0;       // our reset request was refused this many times
+    size_t buffered = 0;         // bytes of this stream in queue_
+    bool closing = false;        // reset_stream() (or a peer reset) seen: send() refused
+    bool reset_sent = false;     // our outgoing reset was handed to usrsctp
+    bool outgoing_done = false;  // the peer confirmed our outgoing reset
+    bool incoming_done = false;  // the peer reset its outgoing side
+    uint8_t refusals = 0;        // our reset request was refused this many times
   };
 
   void setup_socket();
@@ -526,14 +533,16 @@ void SctpTransport::Impl::setup_socket() {
   if (!set(SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof send_buffer)) return fail("SO_SNDBUF");
   if (!set(SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer)) return fail("SO_RCVBUF");
   // Accept the peer's stream reset requests (RFC 6525 §5.2.2) and add-streams.
-  sctp_assoc_value reset{SCTP_ALL_ASSOC, SCTP_ENABLE_RESET_STREAM_REQ | SCTP_ENABLE_CHANGE_ASSOC_REQ};
-  if (!set(IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof reset)) return fail("SCTP_ENABLE_STREAM_RESET");
+  sctp_assoc_value reset{SCTP_ALL_ASSOC,
+                         SCTP_ENABLE_RESET_STREAM_REQ | SCTP_ENABLE_CHANGE_ASSOC_REQ};
+  if (!set(IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof reset))
+    return fail("SCTP_ENABLE_STREAM_RESET");
   int on = 1;
   if (!set(IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof on)) return fail("SCTP_RECVRCVINFO");
   // RFC 8831 §6.6: no Nagle-like bundling delay.
   if (!set(IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on)) return fail("SCTP_NODELAY");
-  for (uint16_t type : {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT, SCTP_STREAM_RESET_EVENT,
-                        SCTP_SHUTDOWN_EVENT}) {
+  for (uint16_t type :
+       {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT, SCTP_STREAM_RESET_EVENT, SCTP_SHUTDOWN_EVENT}) {
     sctp_event event{};
     event.se_assoc_id = SCTP_ALL_ASSOC;
     event.se_type = type;
@@ -546,7 +555,8 @@ void SctpTransport::Impl::setup_socket() {
   peer.spp_assoc_id = SCTP_FUTURE_ASSOC;
   peer.spp_flags = SPP_HB_ENABLE | SPP_PMTUD_DISABLE;
   peer.spp_pathmtu = kPathMtu;
-  if (!set(IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &peer, sizeof peer)) return fail("SCTP_PEER_ADDR_PARAMS");
+  if (!set(IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &peer, sizeof peer))
+    return fail("SCTP_PEER_ADDR_PARAMS");
   sctp_initmsg init{};
   init.sinit_num_ostreams = kStreamCount;
   init.sinit_max_instreams = kStreamCount;
@@ -554,13 +564,15 @@ void SctpTransport::Impl::setup_socket() {
   // Level 0: a partially delivered message blocks the others, so the reader
   // never sees two messages interleaved (one reassembly buffer is enough).
   int interleave = 0;
-  if (!set(IPPROTO_SCTP, SCTP_FRAGMENT_INTERLEAVE, &interleave, sizeof interleave)) return fail("SCTP_FRAGMENT_INTERLEAVE");
+  if (!set(IPPROTO_SCTP, SCTP_FRAGMENT_INTERLEAVE, &interleave, sizeof interleave))
+    return fail("SCTP_FRAGMENT_INTERLEAVE");
 
   sockaddr_conn local{};
   local.sconn_family = AF_CONN;
   local.sconn_port = htons(options_.local_port);
   local.sconn_addr = reinterpret_cast<void*>(id_);
-  if (usrsctp_bind(sock_, reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) return fail("bind");
+  if (usrsctp_bind(sock_, reinterpret_cast<sockaddr*>(&local), sizeof local) < 0)
+    return fail("bind");
 }
 
 // --- Public API -----------------------------------------------------------
@@ -607,13 +619,16 @@ bool SctpTransport::Impl::send(uint16_t stream, uint32_t ppid, ByteSpan message,
   // Fast path: nothing queued, hand it to usrsctp straight from the caller's buffer.
   if (queue_.empty() && state_ == State::Connected) {
     switch (try_send(stream, ppid, message.data(), message.size(), options)) {
-      case SendResult::Accepted: return true;
-      case SendResult::Failed: return false;
-      case SendResult::WouldBlock: break;
+      case SendResult::Accepted:
+        return true;
+      case SendResult::Failed:
+        return false;
+      case SendResult::WouldBlock:
+        break;
     }
   }
-  queue_.push_back(Outgoing{stream, ppid, options, false,
-                            std::vector<uint8_t>(message.begin(), message.end())});
+  queue_.push_back(
+      Outgoing{stream, ppid, options, false, std::vector<uint8_t>(message.begin(), message.end())});
   if (it == streams_.end()) it = streams_.emplace(stream, StreamState{}).first;
   it->second.buffered += message.size();
   return true;
@@ -668,7 +683,8 @@ void SctpTransport::Impl::on_lower_packet(ByteSpan packet) {
   if (state_ == State::New || !early_packets_.empty()) {
     // Before start(), or while early packets are still waiting to be fed:
     // keep arrival order. Bounded; the peer retransmits what we drop.
-    if (early_packets_.size() >= kMaxEarlyPackets || early_bytes_ + packet.size() > kMaxEarlyBytes) {
+    if (early_packets_.size() >= kMaxEarlyPackets ||
+        early_bytes_ + packet.size() > kMaxEarlyBytes) {
       RTCMESH_LOG(Debug, "sctp", "dropping early packet of " << packet.size() << " bytes");
       return;
     }
@@ -822,7 +838,8 @@ bool SctpTransport::Impl::drain_receive(const std::shared_ptr<bool>& alive) {
     } else if (eor && message_.empty()) {
       // Whole message in one read: deliver from the scratch buffer, no copy.
       message_started_ = false;
-      if (!deliver_message(alive, message_stream_, message_ppid_, ByteSpan(buffer, size))) return false;
+      if (!deliver_message(alive, message_stream_, message_ppid_, ByteSpan(buffer, size)))
+        return false;
       continue;
     } else {
       message_.insert(message_.end(), buffer, buffer + size);
@@ -831,14 +848,15 @@ bool SctpTransport::Impl::drain_receive(const std::shared_ptr<bool>& alive) {
     message_started_ = false;
     if (message_discarding_) {
       ++stats_.messages_dropped;
-      RTCMESH_LOG(Warn, "sctp", "dropped a " << message_size_ << "-byte message on stream "
-                                             << message_stream_ << " (limit "
-                                             << options_.max_receive_message_size << ")");
+      RTCMESH_LOG(Warn, "sctp",
+                  "dropped a " << message_size_ << "-byte message on stream " << message_stream_
+                               << " (limit " << options_.max_receive_message_size << ")");
       continue;
     }
     std::vector<uint8_t> whole = std::move(message_);
     message_.clear();
-    if (!deliver_message(alive, message_stream_, message_ppid_, ByteSpan(whole.data(), whole.size()))) {
+    if (!deliver_message(alive, message_stream_, message_ppid_,
+                         ByteSpan(whole.data(), whole.size()))) {
       return false;
     }
     if (message_.capacity() == 0 && whole.capacity() <= kReceiveChunk * 4) {
@@ -891,8 +909,9 @@ bool SctpTransport::Impl::handle_notification(const std::shared_ptr<bool>& alive
 bool SctpTransport::Impl::handle_assoc_change(const sctp_assoc_change& change) {
   switch (change.sac_state) {
     case SCTP_COMM_UP:
-      RTCMESH_LOG(Debug, "sctp", "association up, streams out " << change.sac_outbound_streams
-                                                               << " in " << change.sac_inbound_streams);
+      RTCMESH_LOG(Debug, "sctp",
+                  "association up, streams out " << change.sac_outbound_streams << " in "
+                                                 << change.sac_inbound_streams);
       if (state_ == State::Connecting) set_state(State::Connected);
       break;
     case SCTP_RESTART:
@@ -906,8 +925,9 @@ bool SctpTransport::Impl::handle_assoc_change(const sctp_assoc_change& change) {
       if (shutdown_sent_) {
         set_state(State::Closed);  // we were closing anyway
       } else {
-        set_state(State::Failed, "SCTP association lost (peer aborted or stopped answering), error " +
-                                     std::to_string(change.sac_error));
+        set_state(State::Failed,
+                  "SCTP association lost (peer aborted or stopped answering), error " +
+                      std::to_string(change.sac_error));
       }
       break;
     case SCTP_CANT_STR_ASSOC:
@@ -941,7 +961,8 @@ bool SctpTransport::Impl::handle_stream_reset(const std::shared_ptr<bool>& alive
         if (it == streams_.end() || !it->second.reset_sent || it->second.outgoing_done) continue;
         StreamState& st = it->second;
         if (++st.refusals >= kMaxResetRefusals) {
-          RTCMESH_LOG(Warn, "sctp", "peer keeps refusing the reset of stream " << stream << "; giving up");
+          RTCMESH_LOG(Warn, "sctp",
+                      "peer keeps refusing the reset of stream " << stream << "; giving up");
           st.outgoing_done = true;
           maybe_release_stream(stream);
           continue;
@@ -1007,11 +1028,13 @@ bool SctpTransport::Impl::flush(const std::shared_ptr<bool>& alive) {
       Outgoing& head = queue_.front();
       if (head.reset) {
         auto it = streams_.find(head.stream);
-        if (it != streams_.end() && !it->second.reset_sent) resets_to_request_.push_back(head.stream);
+        if (it != streams_.end() && !it->second.reset_sent)
+          resets_to_request_.push_back(head.stream);
         queue_.pop_front();
         continue;
       }
-      SendResult result = try_send(head.stream, head.ppid, head.data.data(), head.data.size(), head.options);
+      SendResult result =
+          try_send(head.stream, head.ppid, head.data.data(), head.data.size(), head.options);
       if (result == SendResult::WouldBlock) break;
       StreamState& st = streams_[head.stream];
       st.buffered -= head.data.size();
@@ -1079,8 +1102,9 @@ SctpTransport::Impl::SendResult SctpTransport::Impl::try_send(uint16_t stream, u
   if (closing_) {
     RTCMESH_LOG(Debug, "sctp", "usrsctp_sendv while closing: " << std::strerror(error));
   } else {
-    RTCMESH_LOG(Warn, "sctp", "usrsctp_sendv of " << size << " bytes on stream " << stream
-                                                  << " failed: " << std::strerror(error));
+    RTCMESH_LOG(Warn, "sctp",
+                "usrsctp_sendv of " << size << " bytes on stream " << stream
+                                    << " failed: " << std::strerror(error));
   }
   return SendResult::Failed;
 }
@@ -1090,13 +1114,15 @@ bool SctpTransport::Impl::ensure_send_buffer(size_t size) {
   // accepts one only when it fits whole. Messages bigger than the default
   // buffer get a temporarily bigger one (default + message, so the pipe stays
   // busy while it waits for room); restored once the message is accepted.
-  if (size <= static_cast<size_t>(kSendBuffer) || size + kSendBuffer <= static_cast<size_t>(send_buffer_)) {
+  if (size <= static_cast<size_t>(kSendBuffer) ||
+      size + kSendBuffer <= static_cast<size_t>(send_buffer_)) {
     return true;
   }
   if (size > static_cast<size_t>(INT32_MAX) - kSendBuffer) return false;
   int wanted = static_cast<int>(size) + kSendBuffer;
   if (usrsctp_setsockopt(sock_, SOL_SOCKET, SO_SNDBUF, &wanted, sizeof wanted) != 0) {
-    RTCMESH_LOG(Warn, "sctp", "cannot raise SO_SNDBUF to " << wanted << ": " << std::strerror(errno));
+    RTCMESH_LOG(Warn, "sctp",
+                "cannot raise SO_SNDBUF to " << wanted << ": " << std::strerror(errno));
     return false;
   }
   send_buffer_ = wanted;
@@ -1105,7 +1131,8 @@ bool SctpTransport::Impl::ensure_send_buffer(size_t size) {
 
 void SctpTransport::Impl::restore_send_buffer() {
   int value = kSendBuffer;
-  if (usrsctp_setsockopt(sock_, SOL_SOCKET, SO_SNDBUF, &value, sizeof value) == 0) send_buffer_ = value;
+  if (usrsctp_setsockopt(sock_, SOL_SOCKET, SO_SNDBUF, &value, sizeof value) == 0)
+    send_buffer_ = value;
 }
 
 void SctpTransport::Impl::request_resets() {
@@ -1113,7 +1140,8 @@ void SctpTransport::Impl::request_resets() {
   // One RE-CONFIG request for all pending streams (RFC 6525 §4.1). usrsctp
   // itself holds the request back until the data already queued on those
   // streams was sent (sctp_send_stream_reset_out_if_possible).
-  std::vector<uint8_t> buffer(sizeof(sctp_reset_streams) + resets_to_request_.size() * sizeof(uint16_t));
+  std::vector<uint8_t> buffer(sizeof(sctp_reset_streams) +
+                              resets_to_request_.size() * sizeof(uint16_t));
   auto* request = reinterpret_cast<sctp_reset_streams*>(buffer.data());
   request->srs_assoc_id = SCTP_ALL_ASSOC;
   request->srs_flags = SCTP_STREAM_RESET_OUTGOING;
@@ -1175,8 +1203,9 @@ void SctpTransport::Impl::abort_socket() {
 
 void SctpTransport::Impl::set_state(State state, std::string error) {
   if (state_ == state) return;
-  RTCMESH_LOG(Debug, "sctp", "state " << to_string(state_) << " -> " << to_string(state)
-                                      << (error.empty() ? "" : ": ") << error);
+  RTCMESH_LOG(Debug, "sctp",
+              "state " << to_string(state_) << " -> " << to_string(state)
+                       << (error.empty() ? "" : ": ") << error);
   state_ = state;
   if (state == State::Closed || state == State::Failed) closing_ = true;
   state_reports_.emplace_back(state, std::move(error));
@@ -1192,11 +1221,14 @@ SctpTransport::~SctpTransport() = default;
 
 void SctpTransport::start() { impl_->start(); }
 
-bool SctpTransport::send(uint16_t stream, uint32_t ppid, ByteSpan message, const SendOptions& options) {
+bool SctpTransport::send(uint16_t stream, uint32_t ppid, ByteSpan message,
+                         const SendOptions& options) {
   return impl_->send(stream, ppid, message, options);
 }
 
-size_t SctpTransport::buffered_amount(uint16_t stream) const { return impl_->buffered_amount(stream); }
+size_t SctpTransport::buffered_amount(uint16_t stream) const {
+  return impl_->buffered_amount(stream);
+}
 
 void SctpTransport::reset_stream(uint16_t stream) { impl_->reset_stream(stream); }
 

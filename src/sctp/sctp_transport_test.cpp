@@ -4,6 +4,7 @@
 #include "sctp/sctp_transport.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -14,7 +15,6 @@
 #include <memory>
 #include <mutex>
 #include <random>
-#include <sys/resource.h>
 #include <string>
 #include <vector>
 
@@ -107,7 +107,8 @@ struct Endpoint {
     cb.on_message = [this](uint16_t stream, uint32_t ppid, ByteSpan message) {
       {
         std::lock_guard<std::mutex> lock(mutex);
-        if (keep_data) messages.push_back({stream, ppid, std::vector<uint8_t>(message.begin(), message.end())});
+        if (keep_data)
+          messages.push_back({stream, ppid, std::vector<uint8_t>(message.begin(), message.end())});
         bytes += message.size();
         ++count;
         if (keep_data) log.push_back("m" + std::to_string(stream));
@@ -154,7 +155,9 @@ struct Endpoint {
 
 class SctpTransportTest : public ::testing::Test {
  protected:
-  void SetUp() override { loop_.run_sync([&] { link_ = std::make_unique<MemoryLink>(loop_); }); }
+  void SetUp() override {
+    loop_.run_sync([&] { link_ = std::make_unique<MemoryLink>(loop_); });
+  }
 
   void TearDown() override {
     loop_.run_sync([&] {
@@ -186,7 +189,9 @@ class SctpTransportTest : public ::testing::Test {
   bool send(Endpoint& from, uint16_t stream, const std::vector<uint8_t>& data,
             SendOptions options = {}, uint32_t ppid = kPpidBinary) {
     bool ok = false;
-    loop_.run_sync([&] { ok = from.transport->send(stream, ppid, ByteSpan(data.data(), data.size()), options); });
+    loop_.run_sync([&] {
+      ok = from.transport->send(stream, ppid, ByteSpan(data.data(), data.size()), options);
+    });
     return ok;
   }
 
@@ -452,9 +457,9 @@ TEST_F(SctpTransportTest, OversizedIncomingMessageIsDroppedAndNextOneArrives) {
   Options small;
   small.max_receive_message_size = 100 * 1024;
   connect({}, small);
-  ASSERT_TRUE(send(a_, 1, pattern(100 * 1024, 1)));      // at the limit: delivered
-  ASSERT_TRUE(send(a_, 1, pattern(200 * 1024, 2)));      // over: dropped
-  ASSERT_TRUE(send(a_, 1, pattern(1000 * 1024, 3)));     // far over (partial delivery): dropped
+  ASSERT_TRUE(send(a_, 1, pattern(100 * 1024, 1)));   // at the limit: delivered
+  ASSERT_TRUE(send(a_, 1, pattern(200 * 1024, 2)));   // over: dropped
+  ASSERT_TRUE(send(a_, 1, pattern(1000 * 1024, 3)));  // far over (partial delivery): dropped
   ASSERT_TRUE(send(a_, 1, pattern(10 * 1024, 4)));
   ASSERT_TRUE(b_.wait([&] { return b_.messages.size() == 2; }));
   std::this_thread::sleep_for(50ms);
@@ -481,7 +486,8 @@ TEST_F(SctpTransportTest, SendBeforeConnectedIsQueuedAndDelivered) {
   create();
   auto data = pattern(70000, 8);
   loop_.run_sync([&] {
-    EXPECT_FALSE(a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));  // New
+    EXPECT_FALSE(
+        a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));  // New
     a_.transport->start();
     b_.transport->start();
     EXPECT_TRUE(a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));
@@ -575,7 +581,8 @@ TEST_F(SctpTransportTest, CallbacksNeverRunInsidePublicMethods) {
   for (int round = 0; round < 20; ++round) {
     loop_.run_sync([&] {
       in_method = true;
-      for (int i = 0; i < 8; ++i) a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {});
+      for (int i = 0; i < 8; ++i)
+        a_.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {});
       b_.transport->send(2, kPpidBinary, ByteSpan(data.data(), 100), {});
       in_method = false;
     });
@@ -639,7 +646,9 @@ TEST(SctpTransportLoops, TimersWorkAcrossLoops) {
   auto exchange = [&](uint32_t seed) {
     drop_next_data = 1;
     auto data = pattern(100, seed);
-    second.run_sync([&] { ASSERT_TRUE(a2.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {})); });
+    second.run_sync([&] {
+      ASSERT_TRUE(a2.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));
+    });
     size_t expected = 0;
     {
       std::lock_guard<std::mutex> lock(b2.mutex);
@@ -664,10 +673,11 @@ TEST(SctpTransportLoops, TimersWorkAcrossLoops) {
 
 // Bulk one-way throughput with 64 KiB messages, paced by on_buffered_amount
 // like a browser app using bufferedAmountLow. RTCMESH_SCTP_BENCH_MB sets the
-// volume (default 64 MiB).
+// volume (default 32 MiB).
 TEST_F(SctpTransportTest, Throughput) {
-  size_t megabytes = 64;
-  if (const char* env = std::getenv("RTCMESH_SCTP_BENCH_MB")) megabytes = std::strtoul(env, nullptr, 10);
+  size_t megabytes = 32;
+  if (const char* env = std::getenv("RTCMESH_SCTP_BENCH_MB"))
+    megabytes = std::strtoul(env, nullptr, 10);
   const size_t total = megabytes * 1024 * 1024;
   constexpr size_t kMessage = 65536;
   constexpr size_t kHigh = 1024 * 1024;
@@ -700,8 +710,9 @@ TEST_F(SctpTransportTest, Throughput) {
   double rate = static_cast<double>(total) / seconds / 1e6;
   // The CPU rate (bytes per CPU-second of the whole process, both endpoints on
   // one loop thread) is what one idle core gives; wall time suffers on a busy box.
-  std::printf("[ SCTP     ] %zu MiB in %.3f s: %.1f MB/s wall, %.1f MB per CPU-second (%zu packets a->b)\n",
-              megabytes, seconds, rate, static_cast<double>(total) / cpu / 1e6, link_->a.sent);
+  std::printf(
+      "[ SCTP     ] %zu MiB in %.3f s: %.1f MB/s wall, %.1f MB per CPU-second (%zu packets a->b)\n",
+      megabytes, seconds, rate, static_cast<double>(total) / cpu / 1e6, link_->a.sent);
   RecordProperty("MBps", std::to_string(rate));
   loop_.run_sync([&] { a_.on_buffered = nullptr; });
 }
