@@ -351,6 +351,7 @@ int Session::run() {
   }
   pc_->close();
   pc_.reset();
+  wait_for_closing_connections(std::chrono::seconds(3));
   return code;
 }
 

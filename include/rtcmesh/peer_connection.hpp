@@ -10,6 +10,7 @@
 // connection; it is safe mid-transfer.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <memory>
@@ -33,6 +34,12 @@ struct Expected {
   std::string error;
   explicit operator bool() const { return value.has_value(); }
 };
+
+// Waits until every closed connection of the process has finished its graceful
+// shutdown (queued messages and stream resets sent, SCTP SHUTDOWN, DTLS
+// close_notify), or `timeout`. Call it before a program exits so that the
+// remote peers see a clean close. Returns false on timeout.
+bool wait_for_closing_connections(std::chrono::milliseconds timeout);
 
 class PeerConnection {
  public:

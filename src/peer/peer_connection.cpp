@@ -15,6 +15,8 @@ namespace impl {
 namespace {
 
 constexpr size_t kMaxEarlyPackets = 32;
+// How long a closed connection may take to shut SCTP down gracefully.
+constexpr std::chrono::milliseconds kGracefulCloseTimeout{2000};
 
 uint64_t random_u62() {
   uint64_t value = 0;
@@ -44,6 +46,29 @@ IceCandidate to_ice_candidate(const sdp::Candidate& c, const std::string& mid) {
 }
 
 }  // namespace
+
+PendingShutdowns& pending_shutdowns() {
+  static PendingShutdowns* instance = new PendingShutdowns();  // lives for the process
+  return *instance;
+}
+
+void PendingShutdowns::begin() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++count_;
+}
+
+void PendingShutdowns::end() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --count_;
+  }
+  cv_.notify_all();
+}
+
+bool PendingShutdowns::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return cv_.wait_for(lock, timeout, [this] { return count_ == 0; });
+}
 
 PeerConnection::PeerConnection(Configuration cfg, std::shared_ptr<base::Loop> lp,
                                std::shared_ptr<dtls::Certificate> certificate, ice::Config ice_cfg)
@@ -387,6 +412,11 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
     sctp_connected_ = true;
     open_channels();
   } else if (state == sctp::State::Closed || state == sctp::State::Failed) {
+    if (closed_) {
+      // Our graceful close completed: finish the teardown outside this callback.
+      loop->post([self = shared_from_this()] { self->finish_teardown(); });
+      return;
+    }
     sctp_connected_ = false;
     auto channels = std::move(channels_);
     channels_.clear();
@@ -733,21 +763,39 @@ void PeerConnection::close() {
   for (auto& [id, channel] : channels) {
     if (channel->state != DataChannelState::Closed) channel->set_closed();
   }
-  // Tear the stack down top first, outside whatever callback we may be in:
-  // a layer must never be destroyed from inside its own call.
-  loop->post([self = shared_from_this()] {
-    self->sctp_.reset();
-    if (self->dtls_) self->dtls_->close();
-    self->dtls_.reset();
-    self->ice_.reset();
-    self->on_ice_candidate = nullptr;
-    self->on_connection_state_change = nullptr;
-    self->on_ice_connection_state_change = nullptr;
-    self->on_ice_gathering_state_change = nullptr;
-    self->on_signaling_state_change = nullptr;
-    self->on_data_channel = nullptr;
-    self->on_error = nullptr;
-  });
+  // No user callback runs after close() (W3C): drop them now.
+  on_ice_candidate = nullptr;
+  on_connection_state_change = nullptr;
+  on_ice_connection_state_change = nullptr;
+  on_ice_gathering_state_change = nullptr;
+  on_signaling_state_change = nullptr;
+  on_data_channel = nullptr;
+  on_error = nullptr;
+  // Graceful shutdown: SCTP sends what is queued (stream resets included) and
+  // SHUTDOWN, then DTLS sends close_notify. The layers are destroyed top down
+  // when SCTP is done or after kGracefulCloseTimeout, always from a posted
+  // task: a layer is never destroyed inside its own call.
+  pending_shutdowns().begin();
+  if (sctp_ && sctp_->state() == sctp::State::Connected) {
+    sctp_->close();
+    teardown_timer_ = loop->post_after(kGracefulCloseTimeout, [self = shared_from_this()] {
+      self->teardown_timer_ = 0;
+      self->finish_teardown();
+    });
+  } else {
+    loop->post([self = shared_from_this()] { self->finish_teardown(); });
+  }
+}
+
+void PeerConnection::finish_teardown() {
+  if (torn_down_) return;
+  torn_down_ = true;
+  if (teardown_timer_ != 0) loop->cancel(teardown_timer_);
+  sctp_.reset();
+  if (dtls_) dtls_->close();
+  dtls_.reset();
+  ice_.reset();
+  pending_shutdowns().end();
 }
 
 }  // namespace impl
@@ -862,6 +910,10 @@ void PeerConnection::close() {
   // connection runs (one that was already running on the network thread has
   // finished). On the network thread itself it runs inline.
   impl_->loop->run_sync([impl = impl_] { impl->close(); });
+}
+
+bool wait_for_closing_connections(std::chrono::milliseconds timeout) {
+  return impl::pending_shutdowns().wait(timeout);
 }
 
 PeerConnectionState PeerConnection::connection_state() const { return impl_->connection_state; }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -31,6 +33,20 @@ inline constexpr size_t kDefaultRemoteMaxMessageSize = 65536;
 inline constexpr size_t kMaxSendMessageSize = 16 * 1024 * 1024;
 
 struct PeerConnection;
+
+// Counts connections that were closed but are still shutting down gracefully.
+class PendingShutdowns {
+ public:
+  void begin();
+  void end();
+  bool wait(std::chrono::milliseconds timeout);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int count_ = 0;
+};
+PendingShutdowns& pending_shutdowns();
 
 struct DataChannel : std::enable_shared_from_this<DataChannel> {
   DataChannel(std::weak_ptr<PeerConnection> pc, std::shared_ptr<base::Loop> loop,
@@ -90,6 +106,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
                                                            const DataChannelInit& init);
   Stats get_stats() const;
   void close();
+  void finish_teardown();
 
   // Called by DataChannel on the loop.
   void send_message(const std::shared_ptr<DataChannel>& channel, uint32_t ppid,
@@ -150,6 +167,8 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::optional<bool> controlling_;
   bool restart_pending_ = false;
   bool closed_ = false;
+  bool torn_down_ = false;
+  base::Loop::TimerId teardown_timer_ = 0;
   bool dtls_started_ = false;
   bool sctp_connected_ = false;
   bool failed_ = false;
