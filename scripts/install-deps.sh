@@ -10,8 +10,12 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libnice-dev libglib2.0-dev libusrsctp-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
-  python3 python3-aiortc chromium coturn nodejs npm iproute2 util-linux
+  python3 python3-aiortc chromium coturn iproute2 util-linux
 )
+# Node.js may come from elsewhere on the machine (the image has its own); only
+# take Debian's when there is none.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -35,6 +35,7 @@ struct BenchOptions {
   int connections = 100;
   size_t message_size = 65536;
   std::string only;
+  int threads = 2;
 };
 
 struct Signal {
@@ -63,11 +64,14 @@ struct Pair {
   }
 };
 
-std::unique_ptr<Pair> connect_pair(const DataChannelInit& init = {}) {
+// threads == 2: the answerer gets a network thread of its own, as if the two
+// peers were two processes; threads == 1: both share the process's thread.
+std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init = {}) {
   Configuration config;
   config.gather_addresses = {"127.0.0.1"};
   auto pair = std::make_unique<Pair>();
   auto ca = PeerConnection::create(config);
+  config.dedicated_network_thread = threads > 1;
   auto cb = PeerConnection::create(config);
   if (!ca || !cb) throw std::runtime_error("create: " + ca.error + cb.error);
   pair->a = *ca.value;
@@ -142,8 +146,8 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-double throughput_MBps(const BenchOptions& o) {
-  auto pair = connect_pair();
+double throughput_MBps(const BenchOptions& o, int threads) {
+  auto pair = connect_pair(threads);
   std::atomic<uint64_t> received{0};
   pair->db->on_message([&](const Message& m) { received += m.data.size(); });
   std::vector<uint8_t> chunk(o.message_size, 0x5a);
@@ -170,8 +174,8 @@ double throughput_MBps(const BenchOptions& o) {
   return static_cast<double>(bytes) / secs / 1e6;
 }
 
-std::pair<double, double> rtt_us(const BenchOptions& o) {
-  auto pair = connect_pair();
+std::pair<double, double> rtt_us(const BenchOptions& o, int threads) {
+  auto pair = connect_pair(threads);
   std::vector<double> samples;
   samples.reserve(static_cast<size_t>(o.round_trips));
   int warmup = 100, total = warmup + o.round_trips, done = 0;
@@ -221,16 +225,30 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--connections", o->connections, "Connections held open for the memory figure")
       ->capture_default_str();
   cmd->add_option("--message-size", o->message_size, "Bulk message size")->capture_default_str();
-  cmd->add_option("--only", o->only, "Run one workload: throughput, rtt, setup or memory");
+  cmd->add_option("--only", o->only, "Run one workload: throughput, rtt, setup or memory")
+      ->check(CLI::IsMember({"throughput", "rtt", "setup", "memory"}));
+  cmd->add_option("--threads", o->threads,
+                  "Network threads for the throughput/RTT pair: 2 = one per peer (as two processes; "
+                  "the 1-thread figures are reported too), 1 = both peers on one thread")
+      ->check(CLI::Range(1, 2))
+      ->capture_default_str();
   return [o]() -> int {
     nlohmann::json out;
     auto want = [&](const char* name) { return o->only.empty() || o->only == name; };
     try {
-      if (want("throughput")) out["throughput_MBps"] = throughput_MBps(*o);
+      if (want("throughput")) {
+        out["throughput_MBps"] = throughput_MBps(*o, o->threads);
+        if (o->threads > 1) out["throughput_one_thread_MBps"] = throughput_MBps(*o, 1);
+      }
       if (want("rtt")) {
-        auto [p50, p99] = rtt_us(*o);
+        auto [p50, p99] = rtt_us(*o, o->threads);
         out["rtt_p50_us"] = p50;
         out["rtt_p99_us"] = p99;
+        if (o->threads > 1) {
+          auto [q50, q99] = rtt_us(*o, 1);
+          out["rtt_one_thread_p50_us"] = q50;
+          out["rtt_one_thread_p99_us"] = q99;
+        }
       }
       if (want("setup")) {
         std::vector<double> setups;

@@ -34,6 +34,10 @@ struct Configuration {
   bool enable_ice_tcp = false;
   // The a=max-message-size we advertise: the largest message we accept.
   size_t max_message_size = 256 * 1024;
+  // By default every connection of the process shares one network thread.
+  // True gives this connection a network thread of its own (one more core for
+  // its packet processing; the thread ends with the connection).
+  bool dedicated_network_thread = false;
 };
 
 // RTCSessionDescriptionInit: type is "offer", "answer", "pranswer" or "rollback".

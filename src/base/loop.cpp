@@ -5,7 +5,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -13,101 +12,107 @@
 
 namespace rtcmesh::base {
 
+// Everything the loop thread uses lives here, shared by the Loop object and
+// its thread, so that a Loop whose last reference is dropped on its own thread
+// (from inside a task) can let the thread finish and clean up after itself.
+//
 // Posted tasks go through one mutex-protected queue and one eventfd watched by
 // a GSource: cheaper than a GSource per task (g_main_context_invoke).
 struct Loop::Impl {
   std::mutex mutex;
   std::deque<Task> queue;
+  TimerId next_timer = 1;
   int event_fd = -1;
+  GMainContext* context = nullptr;
   GSource* source = nullptr;
   GMainLoop* main_loop = nullptr;
   std::thread::id thread_id;
-  TimerId next_timer = 1;
   std::unordered_map<TimerId, GSource*> timers;  // loop thread only
+
+  void run_posted() {
+    uint64_t value;
+    (void)!::read(event_fd, &value, sizeof value);
+    std::deque<Task> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      tasks.swap(queue);
+    }
+    for (auto& task : tasks) task();
+  }
+
+  // Loop thread, after g_main_loop_run returned.
+  void release() {
+    for (auto& [id, timer] : timers) {
+      g_source_destroy(timer);
+      g_source_unref(timer);
+    }
+    timers.clear();
+    std::deque<Task> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      dropped.swap(queue);  // their owners are gone; destroyed outside the lock
+    }
+    dropped.clear();
+    g_source_destroy(source);
+    g_source_unref(source);
+    ::close(event_fd);
+    g_main_loop_unref(main_loop);
+    g_main_context_unref(context);
+  }
 };
 
 namespace {
 
 struct TimerData {
-  Loop* loop;
+  Loop::Impl* impl;
   Loop::TimerId id;
   Loop::Task task;
 };
 
-
 }  // namespace
 
 std::shared_ptr<Loop> Loop::shared() {
-  static std::mutex mutex;
-  static std::weak_ptr<Loop> instance;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto loop = instance.lock();
-  if (!loop) {
-    loop = std::make_shared<Loop>();
-    instance = loop;
-  }
-  return loop;
+  // Lives for the whole process: connections come and go, the thread stays.
+  static auto* instance = new std::shared_ptr<Loop>(std::make_shared<Loop>());
+  return *instance;
 }
 
-Loop::Loop() : impl_(std::make_unique<Impl>()) {
-  context_ = g_main_context_new();
-  impl_->main_loop = g_main_loop_new(context_, FALSE);
-  impl_->event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  impl_->source = g_unix_fd_source_new(impl_->event_fd, G_IO_IN);
-  g_source_set_callback(
-      impl_->source,
-      G_SOURCE_FUNC(+[](gint fd, GIOCondition, gpointer data) -> gboolean {
-        auto* loop = static_cast<Loop*>(data);
-        uint64_t value;
-        (void)!::read(fd, &value, sizeof value);
-        std::deque<Task> tasks;
-        {
-          std::lock_guard<std::mutex> lock(loop->impl_->mutex);
-          tasks.swap(loop->impl_->queue);
-        }
-        for (auto& task : tasks) task();
-        return G_SOURCE_CONTINUE;
-      }),
-      this, nullptr);
-  g_source_attach(impl_->source, context_);
+Loop::Loop() : impl_(std::make_shared<Impl>()) {
+  Impl& impl = *impl_;
+  impl.context = g_main_context_new();
+  context_ = impl.context;
+  impl.main_loop = g_main_loop_new(impl.context, FALSE);
+  impl.event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  impl.source = g_unix_fd_source_new(impl.event_fd, G_IO_IN);
+  g_source_set_callback(impl.source, G_SOURCE_FUNC(+[](gint, GIOCondition, gpointer data) -> gboolean {
+                          static_cast<Impl*>(data)->run_posted();
+                          return G_SOURCE_CONTINUE;
+                        }),
+                        &impl, nullptr);
+  g_source_attach(impl.source, impl.context);
   std::promise<void> started;
   auto started_future = started.get_future();
-  thread_ = std::thread([this, &started] {
-    impl_->thread_id = std::this_thread::get_id();
-    g_main_context_push_thread_default(context_);
+  thread_ = std::thread([impl_ref = impl_, &started] {
+    impl_ref->thread_id = std::this_thread::get_id();
+    g_main_context_push_thread_default(impl_ref->context);
     started.set_value();
-    run();
-    g_main_context_pop_thread_default(context_);
+    g_main_loop_run(impl_ref->main_loop);
+    g_main_context_pop_thread_default(impl_ref->context);
+    impl_ref->release();
   });
   started_future.wait();
 }
 
-void Loop::run() { g_main_loop_run(impl_->main_loop); }
-
 Loop::~Loop() {
-  // Drain: run whatever is still queued (teardown tasks), then stop.
-  run_sync([this] {
-    for (auto& [id, source] : impl_->timers) {
-      g_source_destroy(source);
-      g_source_unref(source);
-    }
-    impl_->timers.clear();
-  });
   g_main_loop_quit(impl_->main_loop);
-  g_main_context_wakeup(context_);
-  if (thread_.joinable()) {
-    if (thread_.get_id() == std::this_thread::get_id()) {
-      thread_.detach();  // last reference dropped on the loop itself: let it finish
-    } else {
-      thread_.join();
-    }
+  g_main_context_wakeup(impl_->context);
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    // Dropped from a task on our own thread: the dispatch in progress returns,
+    // g_main_loop_run sees the quit, and the thread releases everything.
+    thread_.detach();
+  } else {
+    thread_.join();
   }
-  // Tasks posted after the quit are dropped: their owners are gone.
-  g_source_destroy(impl_->source);
-  g_source_unref(impl_->source);
-  ::close(impl_->event_fd);
-  g_main_loop_unref(impl_->main_loop);
-  g_main_context_unref(context_);
 }
 
 void Loop::post(Task task) {
@@ -129,25 +134,25 @@ Loop::TimerId Loop::post_after(std::chrono::milliseconds delay, Task task) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     id = impl_->next_timer++;
   }
-  auto arm = [this, id, delay, task = std::move(task)]() mutable {
+  auto arm = [impl = impl_.get(), id, delay, task = std::move(task)]() mutable {
     GSource* source = g_timeout_source_new(static_cast<guint>(delay.count()));
-    auto* data = new TimerData{this, id, std::move(task)};
+    auto* data = new TimerData{impl, id, std::move(task)};
     g_source_set_callback(
         source,
         +[](gpointer user_data) -> gboolean {
           auto* d = static_cast<TimerData*>(user_data);
-          auto it = d->loop->impl_->timers.find(d->id);
-          if (it != d->loop->impl_->timers.end()) {
+          auto it = d->impl->timers.find(d->id);
+          if (it != d->impl->timers.end()) {
             g_source_unref(it->second);
-            d->loop->impl_->timers.erase(it);
+            d->impl->timers.erase(it);
           }
           Task fn = std::move(d->task);
           fn();
           return G_SOURCE_REMOVE;
         },
         data, +[](gpointer user_data) { delete static_cast<TimerData*>(user_data); });
-    impl_->timers.emplace(id, source);
-    g_source_attach(source, context_);
+    impl->timers.emplace(id, source);
+    g_source_attach(source, impl->context);
   };
   if (in_loop_thread()) {
     arm();

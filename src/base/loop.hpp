@@ -21,11 +21,14 @@ class Loop {
   using Task = std::function<void()>;
   using TimerId = uint64_t;
 
-  // The process-wide default loop. Its thread starts on first use and stops
-  // when the last reference is dropped.
+  // The process-wide default loop. Its thread starts on first use and lives
+  // as long as the process.
   static std::shared_ptr<Loop> shared();
 
   Loop();
+  // Stops the thread. Safe from any thread, including from a task on this loop
+  // (the thread then finishes the current dispatch and releases itself).
+  // Tasks still queued are dropped.
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -40,12 +43,11 @@ class Loop {
   bool in_loop_thread() const;
   GMainContext* context() const { return context_; }
 
- private:
   struct Impl;
-  void run();
 
+ private:
   GMainContext* context_ = nullptr;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;
   std::thread thread_;
 };
 

@@ -831,7 +831,8 @@ Expected<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configura
   ice_config.local_addresses = config.gather_addresses;
   ice_config.tcp = config.enable_ice_tcp;
   if (config.max_message_size < 1024) return {std::nullopt, "max_message_size must be at least 1024"};
-  auto impl = std::make_shared<impl::PeerConnection>(config, base::Loop::shared(), cert.value(),
+  auto loop = config.dedicated_network_thread ? std::make_shared<base::Loop>() : base::Loop::shared();
+  auto impl = std::make_shared<impl::PeerConnection>(config, std::move(loop), cert.value(),
                                                      std::move(ice_config));
   Status status;
   impl->loop->run_sync([&] { status = impl->init(); });
