@@ -15,6 +15,12 @@ namespace impl {
 namespace {
 
 constexpr size_t kMaxEarlyPackets = 32;
+// W3C "disconnected": nothing received for this long on an established
+// connection. SCTP heartbeats every second keep idle connections talking, so
+// silence means the path or the peer is gone; ICE consent (RFC 7675) or SCTP
+// then turns it into "failed".
+constexpr std::chrono::milliseconds kSilenceBeforeDisconnected{4000};
+constexpr std::chrono::milliseconds kLivenessCheckInterval{1000};
 // How long a closed connection may take to shut SCTP down gracefully.
 constexpr std::chrono::milliseconds kGracefulCloseTimeout{2000};
 
@@ -356,7 +362,32 @@ void PeerConnection::maybe_start_transports() {
   }
 }
 
+void PeerConnection::check_liveness() {
+  liveness_timer_ = 0;
+  if (closed_ || !ice_) return;
+  auto state = ice_->state();
+  if (state == ice::State::Connected || state == ice::State::Completed) {
+    auto silent = std::chrono::steady_clock::now() - last_receive_;
+    bool disconnected = sctp_connected_ && silent > kSilenceBeforeDisconnected;
+    if (disconnected != silent_) {
+      silent_ = disconnected;
+      RTCMESH_LOG(Info, "peer", (silent_ ? "no packets from the peer for "
+                                          : "packets from the peer again after ")
+                                    << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
+                                    << " ms");
+      ice_state = silent_ ? IceConnectionState::Disconnected : to_public(state);
+      if (on_ice_connection_state_change) on_ice_connection_state_change(ice_state);
+      update_connection_state();
+    }
+  }
+  liveness_timer_ = loop->post_after(kLivenessCheckInterval, [weak = weak_from_this()] {
+    if (auto self = weak.lock()) self->check_liveness();
+  });
+}
+
 void PeerConnection::handle_ice_packet(ByteSpan packet) {
+  last_receive_ = std::chrono::steady_clock::now();
+  if (silent_) check_liveness_soon();
   // RFC 7983 demultiplexing: 20..63 is DTLS; libnice already consumed STUN.
   if (packet.empty() || packet[0] < 20 || packet[0] > 63) return;
   if (dtls_) {
@@ -372,7 +403,8 @@ void PeerConnection::handle_ice_state(ice::State state) {
     dtls_started_ = true;
     dtls_->start();
   }
-  ice_state = to_public(state);
+  bool up = state == ice::State::Connected || state == ice::State::Completed;
+  ice_state = (silent_ && up) ? IceConnectionState::Disconnected : to_public(state);
   if (on_ice_connection_state_change) on_ice_connection_state_change(ice_state);
   update_connection_state();
 }
@@ -410,6 +442,8 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
   RTCMESH_LOG(Debug, "peer", "SCTP " << sctp::to_string(state) << " " << error);
   if (state == sctp::State::Connected) {
     sctp_connected_ = true;
+    last_receive_ = std::chrono::steady_clock::now();
+    if (liveness_timer_ == 0) check_liveness();
     open_channels();
   } else if (state == sctp::State::Closed || state == sctp::State::Failed) {
     if (closed_) {
@@ -668,7 +702,7 @@ void PeerConnection::update_connection_state() {
   auto dtls = dtls_ ? dtls_->state() : dtls::State::New;
   if (failed_ || ice == ice::State::Failed || dtls == dtls::State::Failed) {
     s = PeerConnectionState::Failed;
-  } else if (ice == ice::State::Disconnected) {
+  } else if (ice == ice::State::Disconnected || silent_) {
     s = PeerConnectionState::Disconnected;
   } else if ((ice == ice::State::Connected || ice == ice::State::Completed) &&
              (dtls == dtls::State::Connected || dtls == dtls::State::Closed)) {
@@ -725,7 +759,10 @@ Stats PeerConnection::get_stats() const {
       p.bytes_received = ice_->bytes_received();
       p.packets_sent = ice_->packets_sent();
       p.packets_received = ice_->packets_received();
-      // TODO(rtt): fill from the SCTP association's smoothed RTT once exposed.
+      if (sctp_) {
+        auto sctp_stats = sctp_->stats();
+        if (sctp_stats.has_srtt) p.current_round_trip_time = sctp_stats.srtt_ms / 1000.0;
+      }
       stats.transport.selected_candidate_pair_id = p.id;
       stats.selected_candidate_pair = p;
     }
@@ -791,6 +828,8 @@ void PeerConnection::finish_teardown() {
   if (torn_down_) return;
   torn_down_ = true;
   if (teardown_timer_ != 0) loop->cancel(teardown_timer_);
+  if (liveness_timer_ != 0) loop->cancel(liveness_timer_);
+  liveness_timer_ = 0;
   sctp_.reset();
   if (dtls_) dtls_->close();
   dtls_.reset();

@@ -137,6 +137,11 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   void handle_gathering_state(ice::GatheringState state);
   void handle_local_candidate(const sdp::Candidate& candidate);
   void handle_ice_packet(ByteSpan packet);
+  void check_liveness();
+  void check_liveness_soon() {
+    if (liveness_timer_ != 0) loop->cancel(liveness_timer_);
+    check_liveness();
+  }
   void handle_dtls_state(dtls::State state, const std::string& error);
   void handle_sctp_state(sctp::State state, const std::string& error);
   void handle_sctp_message(uint16_t stream, uint32_t ppid, ByteSpan message);
@@ -168,6 +173,9 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   bool restart_pending_ = false;
   bool closed_ = false;
   bool torn_down_ = false;
+  bool silent_ = false;  // nothing received for kSilenceBeforeDisconnected
+  std::chrono::steady_clock::time_point last_receive_;
+  base::Loop::TimerId liveness_timer_ = 0;
   base::Loop::TimerId teardown_timer_ = 0;
   bool dtls_started_ = false;
   bool sctp_connected_ = false;

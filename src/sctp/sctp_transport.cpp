@@ -92,6 +92,8 @@ constexpr uint16_t kStreamCount = 1024;
 // so that SCTP + 37 (DTLS 1.2 AES-GCM record) + 8 (UDP) + 40 (IPv6) stays under
 // 1280, the IPv6 minimum MTU (RFC 8261 §5: no PMTUD over AF_CONN, usrsctp#205).
 constexpr uint32_t kPathMtu = 1179;
+// Heartbeat interval on idle associations (see setup_socket).
+constexpr uint32_t kHeartbeatIntervalMs = 1000;
 // Socket buffers (sysctl defaults and per socket). SO_SNDBUF bounds what
 // usrsctp holds (queued + in flight); SO_RCVBUF is the window we advertise.
 // Measured with callgrind on the Throughput test: 1 MiB / 1 MiB costs ~9% more
@@ -400,7 +402,7 @@ struct SctpTransport::Impl {
   const Options options_;
   const Callbacks callbacks_;
   uintptr_t id_ = 0;
-  struct socket* sock_ = nullptr;
+  struct socket* sock_ = nullptr;  // read by stats()
   std::string setup_error_;
   State state_ = State::New;
   bool closing_ = false;          // close() called, the peer shut down, or ended: no new data
@@ -555,6 +557,10 @@ void SctpTransport::Impl::setup_socket() {
   peer.spp_assoc_id = SCTP_FUTURE_ASSOC;
   peer.spp_flags = SPP_HB_ENABLE | SPP_PMTUD_DISABLE;
   peer.spp_pathmtu = kPathMtu;
+  // A heartbeat a second (plus RTO jitter) keeps packets flowing on idle
+  // associations, so the connection notices a silent peer within seconds
+  // (W3C "disconnected") instead of at consent expiry (30 s, RFC 7675).
+  peer.spp_hbinterval = kHeartbeatIntervalMs;
   if (!set(IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &peer, sizeof peer))
     return fail("SCTP_PEER_ADDR_PARAMS");
   sctp_initmsg init{};
@@ -1236,6 +1242,17 @@ void SctpTransport::close() { impl_->close(); }
 
 State SctpTransport::state() const { return impl_->state_; }
 
-Stats SctpTransport::stats() const { return impl_->stats_; }
+Stats SctpTransport::stats() const {
+  Stats stats = impl_->stats_;
+  if (impl_->sock_ != nullptr) {
+    sctp_status status{};
+    socklen_t len = sizeof status;
+    if (usrsctp_getsockopt(impl_->sock_, IPPROTO_SCTP, SCTP_STATUS, &status, &len) == 0) {
+      stats.srtt_ms = status.sstat_primary.spinfo_srtt;
+      stats.has_srtt = true;
+    }
+  }
+  return stats;
+}
 
 }  // namespace rtcmesh::sctp

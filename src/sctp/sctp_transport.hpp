@@ -46,6 +46,10 @@ struct Stats {
   uint64_t messages_received = 0;
   // Incoming messages dropped because they exceeded max_receive_message_size.
   uint64_t messages_dropped = 0;
+  // Smoothed round-trip time of the primary path (RFC 9260 section 6.3.1), in
+  // milliseconds (usrsctp's resolution), when the association reports one.
+  uint32_t srtt_ms = 0;
+  bool has_srtt = false;
 };
 
 struct Callbacks {

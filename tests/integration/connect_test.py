@@ -174,7 +174,11 @@ def test_killed_peer_is_detected():
         code = o.wait(timeout=60)
         elapsed = time.monotonic() - t0
         check(code == 1, f"offerer exits 1 (got {code})", o)
-        check("connection state failed" in o.stderr(), "failure reported", o)
+        err = o.stderr()
+        check("connection state disconnected" in err, "W3C disconnected reported first", o)
+        check("connection state failed" in err, "failure reported", o)
+        check(err.index("connection state disconnected") < err.index("connection state failed"),
+              "disconnected before failed", o)
         print(f"remote death detected after {elapsed:.1f} s")
     finally:
         o.kill()

@@ -234,13 +234,16 @@ TEST(PeerConnection, StatsUseW3cNames) {
   EXPECT_EQ(stats.selected_candidate_pair->local.candidate_type, "host");
   EXPECT_EQ(stats.selected_candidate_pair->local.address, "127.0.0.1");
   EXPECT_GT(stats.selected_candidate_pair->bytes_sent, 0u);
+  ASSERT_TRUE(stats.selected_candidate_pair->current_round_trip_time);  // SCTP's smoothed RTT
+  EXPECT_GE(*stats.selected_candidate_pair->current_round_trip_time, 0.0);
+  EXPECT_LT(*stats.selected_candidate_pair->current_round_trip_time, 1.0);
   ASSERT_EQ(stats.data_channels.size(), 1u);
   EXPECT_EQ(stats.data_channels[0].messages_sent, 1u);
   EXPECT_EQ(stats.data_channels[0].bytes_sent, 5u);
   EXPECT_EQ(stats.data_channels[0].state, "open");
   auto json = stats.to_json();
   for (const char* key : {"\"candidate-pair\"", "\"data-channel\"", "\"messagesSent\"", "\"bytesReceived\"",
-                          "\"candidateType\"", "\"dataChannelIdentifier\"", "\"selectedCandidatePairId\""}) {
+                          "\"candidateType\"", "\"dataChannelIdentifier\"", "\"selectedCandidatePairId\"", "\"currentRoundTripTime\""}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
   }
 }
