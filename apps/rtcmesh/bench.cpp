@@ -31,7 +31,7 @@ struct BenchOptions {
   bool json = false;
   double seconds = 3.0;
   int round_trips = 2000;
-  int setups = 20;
+  int setups = 15;
   int connections = 100;
   size_t message_size = 65536;
   std::string only;
@@ -139,11 +139,14 @@ std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init 
   return pair;
 }
 
+// Linear interpolation between closest ranks (as bench/run's reference scripts).
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
+  double rank = p * static_cast<double>(v.size() - 1);
+  size_t lo = static_cast<size_t>(rank);
+  size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
 double throughput_MBps(const BenchOptions& o, int threads) {

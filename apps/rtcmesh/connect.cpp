@@ -33,6 +33,7 @@ struct ConnectOptions {
   std::string ice_username;
   std::string ice_credential;
   bool relay_only = false;
+  bool ice_tcp = false;
   bool loopback = false;
   std::vector<std::string> bind_addresses;
   size_t max_message_size = 256 * 1024;
@@ -202,6 +203,7 @@ int Session::run() {
     config.ice_servers.push_back({{url}, options_.ice_username, options_.ice_credential});
   }
   if (options_.relay_only) config.ice_transport_policy = IceTransportPolicy::Relay;
+  config.enable_ice_tcp = options_.ice_tcp;
   config.max_message_size = options_.max_message_size;
   config.port_range_begin = static_cast<uint16_t>(options_.port_min);
   config.port_range_end = static_cast<uint16_t>(options_.port_max);
@@ -385,6 +387,7 @@ Runner add_connect_command(CLI::App& app) {
   cmd->add_option("--ice-username", options->ice_username, "Username for TURN servers");
   cmd->add_option("--ice-credential", options->ice_credential, "Credential for TURN servers");
   cmd->add_flag("--relay-only", options->relay_only, "ICE transport policy 'relay'");
+  cmd->add_flag("--ice-tcp", options->ice_tcp, "Also gather ICE-TCP candidates (RFC 6544)");
   cmd->add_flag("--loopback", options->loopback, "Gather host candidates on 127.0.0.1 only");
   cmd->add_option("--bind", options->bind_addresses, "Gather host candidates on this address");
   cmd->add_option("--max-message-size", options->max_message_size,

@@ -4,7 +4,10 @@
 // Threading: every connection runs on a network thread (one per process by
 // default) that owns all ICE, DTLS and SCTP state. Every method may be called
 // from any thread; calls from other threads are posted to the network thread
-// and, where a result is returned, waited for. Callbacks run on the network
+// and, where a result is returned, waited for. With dedicated network threads,
+// do not call the waiting methods of one connection from the callbacks of a
+// connection on another thread (post to your own thread instead); the one
+// call made that way all the time, add_ice_candidate, does not wait there. Callbacks run on the network
 // thread, never concurrently, and must not block. close() is safe from any
 // thread and from inside any callback. Destroying the last reference closes the
 // connection; it is safe mid-transfer.
@@ -58,6 +61,9 @@ class PeerConnection {
   // Returns an empty string on success, else an error naming the bad SDP line.
   std::string set_remote_description(const SessionDescription& description);
   // Empty `candidate.candidate` = end-of-candidates. Returns "" or an error.
+  // Called from a callback of a connection that runs on another network thread
+  // (dedicated_network_thread), it is applied asynchronously and a failure is
+  // only logged, so that two threads never wait for each other.
   std::string add_ice_candidate(const IceCandidate& candidate);
   // The current local description including every candidate gathered so far
   // (what a non-trickle peer sends once gathering is complete).

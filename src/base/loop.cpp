@@ -63,6 +63,8 @@ struct Loop::Impl {
 
 namespace {
 
+thread_local bool t_loop_thread = false;
+
 struct TimerData {
   Loop::Impl* impl;
   Loop::TimerId id;
@@ -94,6 +96,7 @@ Loop::Loop() : impl_(std::make_shared<Impl>()) {
   auto started_future = started.get_future();
   thread_ = std::thread([impl_ref = impl_, &started] {
     impl_ref->thread_id = std::this_thread::get_id();
+    t_loop_thread = true;
     g_main_context_push_thread_default(impl_ref->context);
     started.set_value();
     g_main_loop_run(impl_ref->main_loop);
@@ -183,6 +186,8 @@ void Loop::run_sync(const Task& task) {
   });
   future.wait();
 }
+
+bool Loop::on_any_loop_thread() { return t_loop_thread; }
 
 bool Loop::in_loop_thread() const { return std::this_thread::get_id() == impl_->thread_id; }
 

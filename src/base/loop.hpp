@@ -41,6 +41,8 @@ class Loop {
   // Runs `task` on the loop thread and waits for it; runs it inline when called on the loop.
   void run_sync(const Task& task);
   bool in_loop_thread() const;
+  // True when the calling thread is the thread of some Loop (this one or another).
+  static bool on_any_loop_thread();
   GMainContext* context() const { return context_; }
 
   struct Impl;

@@ -914,6 +914,17 @@ std::string PeerConnection::set_remote_description(const SessionDescription& des
 }
 
 std::string PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
+  // From the callback of a connection on another network thread, waiting here
+  // could deadlock against a call going the other way: apply it asynchronously
+  // (as W3C addIceCandidate is) and log a failure instead of returning it.
+  if (base::Loop::on_any_loop_thread() && !impl_->loop->in_loop_thread()) {
+    impl_->loop->post([impl = impl_, candidate] {
+      if (auto s = impl->add_ice_candidate(candidate); !s) {
+        RTCMESH_LOG(Warn, "peer", "candidate not added: " << s.error().message);
+      }
+    });
+    return {};
+  }
   return on_loop(impl_, [&]() -> std::string {
     auto s = impl_->add_ice_candidate(candidate);
     return s ? std::string() : s.error().message;

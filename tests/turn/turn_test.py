@@ -90,6 +90,118 @@ def free_port_block(count, low=20000, high=32000):
     raise TestFailure("no free port block")
 
 
+# --------------------------------------------------------------------------- packet capture
+
+
+class Capture:
+    """Records the IPv4 UDP/TCP packets on `lo` to or from some ports (AF_PACKET).
+
+    Used to see what really goes to coturn: a STUN Binding and its MAPPED-ADDRESS,
+    a TLS ClientHello or plain STUN on a TURN-TLS connection. Needs CAP_NET_RAW in
+    the network namespace, which scripts/netns.sh gives (root, or root in a user
+    namespace).
+    """
+
+    def __init__(self, ports):
+        self.ports = set(ports)
+        self.packets = []  # (proto, src, sport, dst, dport, payload)
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.1)
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running:
+            try:
+                frame, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            # On lo every packet is seen twice (outgoing, then host): keep one copy.
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            self._parse(frame[14:])  # lo has a 14-byte (all-zero) Ethernet header
+
+    def _parse(self, ip):
+        if len(ip) < 20 or ip[0] >> 4 != 4:
+            return
+        ihl = (ip[0] & 15) * 4
+        total = int.from_bytes(ip[2:4], "big")
+        proto = ip[9]
+        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+        l4 = ip[ihl:total]
+        if proto == 17 and len(l4) >= 8:
+            name, head = "udp", 8
+        elif proto == 6 and len(l4) >= 20:
+            name, head = "tcp", (l4[12] >> 4) * 4
+        else:
+            return
+        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+        if sport in self.ports or dport in self.ports:
+            with self.lock:
+                self.packets.append((name, src, sport, dst, dport, bytes(l4[head:])))
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.packets)
+
+
+def stun_messages(packets, port):
+    """(direction, type, attributes) of the STUN messages in UDP packets to/from `port`.
+
+    direction is "to" (towards port) or "from"; attributes maps the attribute
+    type to its raw value."""
+    out = []
+    for proto, _src, sport, _dst, dport, payload in packets:
+        if proto != "udp" or len(payload) < 20 or payload[0] & 0xC0:
+            continue
+        mtype = int.from_bytes(payload[0:2], "big")
+        length = int.from_bytes(payload[2:4], "big")
+        if 20 + length != len(payload):
+            continue
+        attrs, i = {}, 20
+        while i + 4 <= len(payload):
+            atype = int.from_bytes(payload[i:i + 2], "big")
+            alen = int.from_bytes(payload[i + 2:i + 4], "big")
+            attrs[atype] = payload[i + 4:i + 4 + alen]
+            i += 4 + ((alen + 3) & ~3)
+        direction = "to" if dport == port else "from" if sport == port else None
+        if direction:
+            out.append((direction, mtype, attrs, payload[4:8] == b"\x21\x12\xa4\x42"))
+    return out
+
+
+def mapped_address(attrs, cookie_bytes=b"\x21\x12\xa4\x42"):
+    """The (ip, port) of XOR-MAPPED-ADDRESS (0x0020), else MAPPED-ADDRESS (0x0001)."""
+    if 0x0020 in attrs:
+        v = attrs[0x0020]
+        port = int.from_bytes(v[2:4], "big") ^ 0x2112
+        ip = bytes(a ^ b for a, b in zip(v[4:8], cookie_bytes))
+        return socket.inet_ntoa(ip), port
+    if 0x0001 in attrs:
+        v = attrs[0x0001]
+        return socket.inet_ntoa(v[4:8]), int.from_bytes(v[2:4], "big")
+    return None
+
+
+def tcp_first_bytes(packets, port):
+    """The first payload bytes the client sent on each TCP connection to `port`."""
+    firsts = {}
+    for proto, _src, sport, _dst, dport, payload in packets:
+        if proto == "tcp" and dport == port and payload and sport not in firsts:
+            firsts[sport] = payload
+    return firsts
+
+
 # --------------------------------------------------------------------------- coturn
 
 
@@ -182,7 +294,8 @@ class Coturn:
 
     def log_text(self):
         try:
-            self.log.flush()
+            if not self.log.closed:
+                self.log.flush()
             with open(self.log_path, errors="replace") as f:
                 return f.read()
         except OSError as e:
@@ -420,6 +533,46 @@ def test_relay_tcp():
 
 def test_relay_tls():
     relay_case("turns:127.0.0.1:{tls_port}?transport=tcp", tls=True)
+
+
+def test_rest_credentials():
+    t0 = time.monotonic()
+    coturn = Coturn(auth="secret")
+    sessions = []
+    try:
+        url = f"turn:127.0.0.1:{coturn.port}"
+        # 1. A fresh credential, valid for an hour, works.
+        user, password = rest_credentials(coturn.secret, "peer-a", 3600)
+        s = Session(turn_args(url, user, password), turn_args(url, *rest_credentials(coturn.secret, "peer-b", 3600)), coturn)
+        sessions.append(s)
+        s.exchange()
+        pairs = s.selected_pairs()
+        s.check(all(p[0] == "relay" and p[3] == "relay" for p in pairs), f"selected pairs {pairs}")
+        s.lines_both_ways(5)
+        s.close()
+        print(f"fresh REST credential: selected {pairs[0]} ({time.monotonic() - t0:.1f} s)")
+        bad = {
+            "expired": rest_credentials(coturn.secret, "peer-a", -60),
+            "wrong": rest_credentials("not-the-secret", "peer-a", 3600),
+        }
+        for what, creds in bad.items():
+            t1 = time.monotonic()
+            good = rest_credentials(coturn.secret, "peer-b", 3600)
+            s = Session(turn_args(url, *creds), turn_args(url, *good), coturn)
+            sessions.append(s)
+            s.exchange()
+            co = s.o.wait(40)
+            ca = s.a.wait(10)
+            print(f"{what}: exit {co} {ca}")
+            print(s.o.stderr())
+            print(s.a.stderr())
+            print(f"{what}: {time.monotonic() - t1:.1f} s")
+    finally:
+        for s in sessions:
+            s.kill()
+        coturn.stop()
+        print(coturn.log_text()[-3000:])
+        coturn.cleanup()
 
 
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("test_")}
