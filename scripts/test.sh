@@ -4,7 +4,7 @@
 #   scripts/test.sh release tsan    only the named stages
 # Stages: release (every test), asan (every test under AddressSanitizer +
 # UndefinedBehaviorSanitizer), tsan (the multi-threaded integration tests under
-# ThreadSanitizer), fuzz (each libFuzzer target for RTCMESH_FUZZ_SECONDS, default 20).
+# ThreadSanitizer: in-process and multi-process integration tests), fuzz (each libFuzzer target for RTCMESH_FUZZ_SECONDS, default 20).
 # Network tests run in a fresh network namespace that has only loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +38,7 @@ for stage in "${stages[@]}"; do
     tsan)
       scripts/build.sh tsan
       TSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
-        run_ctest tsan -L threaded
+        run_ctest tsan -L integration
       ;;
     fuzz)
       scripts/build.sh fuzz -DRTCMESH_FUZZ_SECONDS="${RTCMESH_FUZZ_SECONDS:-20}"

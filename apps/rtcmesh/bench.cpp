@@ -47,7 +47,7 @@ struct Signal {
     return cv.wait_for(lock, timeout, std::forward<F>(pred));
   }
   void notify() {
-    { std::lock_guard<std::mutex> lock(mutex); }
+    std::lock_guard<std::mutex> lock(mutex);
     cv.notify_all();
   }
 };

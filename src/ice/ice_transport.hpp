@@ -25,6 +25,8 @@ typedef struct _NiceAgent NiceAgent;
 
 namespace rtcmesh::ice {
 
+class TurnTlsTunnel;
+
 // One STUN or TURN server, already resolved to a numeric address.
 struct Server {
   enum class Kind { Stun, Turn };
@@ -35,6 +37,10 @@ struct Server {
   uint16_t port = 3478;
   std::string username;
   std::string password;
+  // The server's name as written in the URL. TLS (turns:) sends it as SNI and
+  // checks the certificate against it; empty or numeric: the certificate must
+  // name `address` (an IP subjectAltName).
+  std::string host;
 };
 
 struct Config {
@@ -90,6 +96,9 @@ class IceTransport final : public PacketTransport {
   bool send(ByteSpan packet) override;
 
   State state() const { return state_; }
+  // Why the transport failed when this layer, not libnice, decided it (no
+  // candidate pair can ever exist); empty otherwise. Also logged at Warn.
+  const std::string& failure_reason() const { return failure_reason_; }
   GatheringState gathering_state() const { return gathering_state_; }
   bool selected_pair(SelectedPair& out) const;
   uint64_t bytes_sent() const { return bytes_sent_; }
@@ -108,6 +117,15 @@ class IceTransport final : public PacketTransport {
   void set_state(State state);
   void refresh_credentials();
   void tune_sockets();
+  // Fails the transport when no candidate pair can ever be formed: we have no
+  // local candidate at all, or the remote said end-of-candidates without
+  // signalling a single one. libnice has no pairs to check in both cases, so it
+  // would never report FAILED on its own and the connection would hang.
+  void check_pairs_possible();
+  // Ends gathering that libnice never finishes. libnice 0.1.21 forgets a TURN
+  // allocation whose TCP connection the server closes (before the response)
+  // and then never signals candidate-gathering-done.
+  void handle_gathering_timeout();
 
   base::Loop& loop_;
   Callbacks callbacks_;
@@ -118,6 +136,15 @@ class IceTransport final : public PacketTransport {
   GatheringState gathering_state_ = GatheringState::New;
   bool ever_connected_ = false;
   bool remote_done_ = false;
+  bool relay_only_ = false;
+  bool gathering_forced_ = false;
+  base::Loop::TimerId gathering_timer_ = 0;
+  size_t local_candidates_ = 0;    // announced through on_local_candidate
+  size_t remote_candidates_ = 0;   // given to add_remote_candidate, usable or not
+  std::string failure_reason_;
+  std::string turn_servers_;       // for messages: "127.0.0.1:3478/udp, ..."
+  // One TLS tunnel per turns: server (libnice speaks TURN-TCP to it).
+  std::vector<std::unique_ptr<TurnTlsTunnel>> tunnels_;
   uint64_t bytes_sent_ = 0, bytes_received_ = 0, packets_sent_ = 0, packets_received_ = 0;
 };
 

@@ -22,12 +22,12 @@ class Waiter {
     std::unique_lock<std::mutex> lock(mutex_);
     return cv_.wait_for(lock, timeout, std::forward<F>(done));
   }
+  // Notifies under the lock: the waiting test may return and destroy the
+  // Waiter as soon as it sees the change.
   template <class F>
   void update(F&& change) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      change();
-    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    change();
     cv_.notify_all();
   }
   std::mutex& mutex() { return mutex_; }
