@@ -640,17 +640,16 @@ IceTransport::~IceTransport() {
   nice_agent_attach_recv(agent_, stream_, kComponent, loop_.context(), nullptr, nullptr);
   g_signal_handlers_disconnect_by_data(agent_, this);
   // close_async releases TURN allocations and prunes refresh timers; the agent
-  // is released when it completes. The TLS tunnels carry those last TURN
-  // messages, so they live until then too.
-  using Tunnels = std::vector<std::unique_ptr<TurnTlsTunnel>>;
-  auto* tunnels = tunnels_.empty() ? nullptr : new Tunnels(std::move(tunnels_));
+  // is released when it completes.
   nice_agent_close_async(
-      agent_,
-      +[](GObject* source, GAsyncResult*, gpointer data) {
-        g_object_unref(source);
-        delete static_cast<Tunnels*>(data);
-      },
-      tunnels);
+      agent_, +[](GObject* source, GAsyncResult*, gpointer) { g_object_unref(source); }, nullptr);
+  // The TLS tunnels go now, not when close_async completes: closing a TURN
+  // connection over TCP/TLS already ends its allocation (RFC 6062 section 4:
+  // the allocation lives with its control connection; coturn deletes it at
+  // once), and no OpenSSL call may run after the peer layer's teardown, which
+  // an exiting process does not wait past (OpenSSL's atexit cleanup would
+  // race a late handshake on the loop thread).
+  tunnels_.clear();
 }
 
 void IceTransport::refresh_credentials() {
