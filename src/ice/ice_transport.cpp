@@ -772,9 +772,11 @@ Status IceTransport::restart() {
 }
 
 void IceTransport::check_pairs_possible() {
+  // W3C "failed" comes after local gathering has finished, never before.
   if (state_ != State::New && state_ != State::Checking) return;
+  if (gathering_state_ != GatheringState::Complete) return;
   std::string reason;
-  if (gathering_state_ == GatheringState::Complete && local_candidates_ == 0) {
+  if (local_candidates_ == 0) {
     if (relay_only_ && turn_servers_.empty()) {
       reason = "relay-only ICE without a TURN server: there is no candidate to offer";
     } else if (relay_only_) {

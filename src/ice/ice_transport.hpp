@@ -117,10 +117,11 @@ class IceTransport final : public PacketTransport {
   void set_state(State state);
   void refresh_credentials();
   void tune_sockets();
-  // Fails the transport when no candidate pair can ever be formed: we have no
-  // local candidate at all, or the remote said end-of-candidates without
-  // signalling a single one. libnice has no pairs to check in both cases, so it
-  // would never report FAILED on its own and the connection would hang.
+  // Fails the transport when no candidate pair can ever be formed: local
+  // gathering is over and we have no local candidate at all, or the remote
+  // said end-of-candidates without signalling a single one. libnice has no
+  // pair to check in both cases, so it never reports FAILED on its own and the
+  // connection would hang (a relay-only peer whose TURN allocation failed).
   void check_pairs_possible();
   // Ends gathering that libnice never finishes. libnice 0.1.21 forgets a TURN
   // allocation whose TCP connection the server closes (before the response)
