@@ -11,7 +11,7 @@
 #include <iostream>
 #include <mutex>
 
-#include "base64.hpp"
+#include "base/base64.hpp"
 #include "commands.hpp"
 #include "rtcmesh/peer_connection.hpp"
 #include "stdin_lines.hpp"
@@ -110,7 +110,7 @@ void Session::attach(const std::shared_ptr<DataChannel>& channel) {
   });
   channel->on_message([this, weak](const Message& m) {
     if (m.binary) {
-      print_line("binary:" + base64_encode(m.data));
+      print_line("binary:" + base::base64_encode(m.data));
     } else {
       print_line(std::string(m.text()));
     }
@@ -183,7 +183,7 @@ void Session::send_line(const std::string& line) {
   std::string error;
   bool ok;
   if (line.rfind("binary:", 0) == 0) {
-    auto bytes = base64_decode(std::string_view(line).substr(7));
+    auto bytes = base::base64_decode(std::string_view(line).substr(7));
     if (!bytes) {
       status("error: bad base64 after 'binary:'; line not sent");
       return;

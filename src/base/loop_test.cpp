@@ -24,3 +24,21 @@ TEST(Loop, CancelledTimerDoesNotRun) {
   loop.run_sync([] {});
   EXPECT_FALSE(ran.load());
 }
+TEST(Loop, CanBeReleasedFromItsOwnThread) {
+  auto loop = std::make_shared<rtcmesh::base::Loop>();
+  std::promise<void> done;
+  auto* raw = loop.get();
+  // The task holds the last reference: the loop is destroyed on its own thread.
+  raw->post([keep = std::move(loop), &done]() mutable {
+    keep.reset();
+    done.set_value();
+  });
+  EXPECT_EQ(done.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
+}
+TEST(Loop, KnowsWhichThreadsAreLoopThreads) {
+  rtcmesh::base::Loop loop;
+  EXPECT_FALSE(rtcmesh::base::Loop::on_any_loop_thread());
+  bool inside = false;
+  loop.run_sync([&] { inside = rtcmesh::base::Loop::on_any_loop_thread() && loop.in_loop_thread(); });
+  EXPECT_TRUE(inside);
+}

@@ -1,6 +1,6 @@
-#include "base64.hpp"
+#include "base/base64.hpp"
 
-namespace rtcmesh::app {
+namespace rtcmesh::base {
 namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -62,4 +62,4 @@ std::optional<std::vector<uint8_t>> base64_decode(std::string_view text) {
   return out;
 }
 
-}  // namespace rtcmesh::app
+}  // namespace rtcmesh::base

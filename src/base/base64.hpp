@@ -8,10 +8,10 @@
 #include <string_view>
 #include <vector>
 
-namespace rtcmesh::app {
+namespace rtcmesh::base {
 
 std::string base64_encode(std::span<const uint8_t> data);
 // Rejects characters outside the alphabet and bad padding.
 std::optional<std::vector<uint8_t>> base64_decode(std::string_view text);
 
-}  // namespace rtcmesh::app
+}  // namespace rtcmesh::base
