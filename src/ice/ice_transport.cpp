@@ -2,7 +2,6 @@
 
 #include <agent.h>
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -36,7 +35,8 @@ namespace rtcmesh::ice {
 // or its IP address when no name is known). When the server side fails (TCP
 // refused, TLS or certificate error, server gone) the reason is logged at Warn
 // and libnice's side is left open but silent until libnice closes it: its
-// allocation then times out (stun-reliable-timeout, 7.9 s) and gathering ends.
+// allocation request then times out (about 4 s with our STUN timers) and
+// gathering ends.
 // Closing libnice's side instead would hang its gathering for good (libnice
 // prunes a TURN discovery whose TCP socket closes without finishing it).
 class TurnTlsTunnel {
@@ -56,7 +56,7 @@ class TurnTlsTunnel {
 
   GMainContext* context_;
   Server server_;
-  std::string label_;  // "turns:host:port", for messages
+  std::string label_;  // "host:port", for messages
   std::string local_address_;
   uint16_t local_port_ = 0;
   int listen_fd_ = -1;
@@ -160,6 +160,7 @@ struct TurnTlsTunnel::Link {
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
 
+  // Starts the TCP connection to the server; false (logged) if that failed.
   bool start() {
     handler = [this] { pump(); };
     source = new_fd_source(&handler);
@@ -454,8 +455,10 @@ void TurnTlsTunnel::accept_links() {
       ::close(fd);
       continue;
     }
+    // Kept even when start() failed: a failed link holds libnice's side open.
     auto link = std::make_unique<Link>(*this, fd);
-    if (link->start()) links_.push_back(std::move(link));
+    link->start();
+    links_.push_back(std::move(link));
   }
 }
 
@@ -476,10 +479,6 @@ constexpr unsigned kComponent = 1;
 // Socket buffers: the default 208 KiB receive buffer overflows at data-channel
 // rates (measured-here.md); rmem_max on Debian is 4 MiB unless raised.
 constexpr int kSocketBufferBytes = 4 * 1024 * 1024;
-// Longer than any gathering libnice finishes by itself with our STUN timers: a
-// UDP STUN/TURN transaction gives up after 3.8 s (measured against a silent
-// server), a TCP one after stun-reliable-timeout, 7.9 s.
-constexpr std::chrono::milliseconds kGatheringTimeout{10000};
 
 const char* type_name(NiceCandidateType type) {
   switch (type) {
@@ -586,6 +585,7 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
     nice_agent_set_port_range(agent, self->stream_, kComponent, config.port_min, config.port_max);
   }
   self->relay_only_ = config.relay_only;
+  self->gathering_timeout_ = config.gathering_timeout;
   bool stun_set = false;
   for (const auto& server : config.servers) {
     if (server.kind == Server::Kind::Turn) {
@@ -675,7 +675,7 @@ Status IceTransport::gather() {
     return make_error("ICE: cannot gather candidates (no usable local address?)");
   }
   if (gathering_state_ == GatheringState::Gathering) {  // libnice may finish inline
-    gathering_timer_ = loop_.post_after(kGatheringTimeout, [this] {
+    gathering_timer_ = loop_.post_after(gathering_timeout_, [this] {
       gathering_timer_ = 0;
       handle_gathering_timeout();
     });
@@ -866,8 +866,8 @@ void IceTransport::handle_new_candidate(void* nice_candidate) {
 void IceTransport::handle_gathering_timeout() {
   if (gathering_state_ != GatheringState::Gathering) return;
   RTCMESH_LOG(Warn, "ice", "ICE gathering did not finish within "
-                               << kGatheringTimeout.count() / 1000
-                               << " s (a TURN server that closed its TCP connection?): ending it");
+                               << gathering_timeout_.count() << " ms (a TURN server that closed "
+                               << "its TCP connection?): ending it");
   gathering_forced_ = true;
   handle_gathering_done();
 }

@@ -10,6 +10,7 @@
 // thread; libnice runs on the loop's GMainContext, so all callbacks run there.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -51,6 +52,12 @@ struct Config {
   // interface (libnice's default). {"127.0.0.1"} is what the tests use.
   std::vector<std::string> local_addresses;
   bool tcp = false;                      // also gather ICE-TCP host candidates
+  // Gathering still unfinished after this long is ended by us (see
+  // handle_gathering_timeout). Longer than any gathering libnice finishes by
+  // itself with our STUN timers: a UDP STUN/TURN transaction gives up after
+  // 3.8 s (measured against a silent server), a TCP one after 7.9 s at most
+  // (stun-reliable-timeout).
+  std::chrono::milliseconds gathering_timeout{10000};
 };
 
 // W3C RTCIceTransportState names.
@@ -139,6 +146,7 @@ class IceTransport final : public PacketTransport {
   bool remote_done_ = false;
   bool relay_only_ = false;
   bool gathering_forced_ = false;
+  std::chrono::milliseconds gathering_timeout_{10000};
   base::Loop::TimerId gathering_timer_ = 0;
   size_t local_candidates_ = 0;    // announced through on_local_candidate
   size_t remote_candidates_ = 0;   // given to add_remote_candidate, usable or not

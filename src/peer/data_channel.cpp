@@ -87,10 +87,24 @@ void DataChannel::set_closed() {
 void DataChannel::update_sctp_buffered(size_t amount) {
   size_t before = buffered_amount();
   sctp_buffered = amount;
+  amount_decreased(before);
+}
+
+void DataChannel::amount_decreased(size_t before) {
   size_t after = buffered_amount();
   size_t threshold = low_threshold;
-  // W3C: fire bufferedamountlow when the amount decreases to the threshold or below.
-  if (before > threshold && after <= threshold && on_buffered_amount_low) on_buffered_amount_low();
+  // W3C: fire bufferedamountlow when the amount decreases to the threshold or
+  // below. Like the browser, queue it as a task: this can happen inside send()
+  // (SCTP took the bytes at once), and the handler usually calls send() again.
+  if (before > threshold && after <= threshold && on_buffered_amount_low && !low_event_queued) {
+    low_event_queued = true;
+    loop->post([self = shared_from_this()] {
+      self->low_event_queued = false;
+      if (self->on_buffered_amount_low && self->state == DataChannelState::Open) {
+        self->on_buffered_amount_low();
+      }
+    });
+  }
 }
 
 void DataChannel::clear_callbacks() {

@@ -629,8 +629,14 @@ void PeerConnection::handle_buffered_amount(uint16_t stream, size_t amount) {
 
 void PeerConnection::send_message(const std::shared_ptr<DataChannel>& channel, uint32_t ppid,
                                   std::vector<uint8_t> payload, size_t user_bytes) {
+  // The bytes leave our "posted" count here; the channel fires bufferedamountlow
+  // if the total drops across its threshold (including when SCTP took them all).
+  size_t before = channel->buffered_amount();
   channel->posted_bytes -= user_bytes;
-  if (!sctp_ || channel->state != DataChannelState::Open || channel->stream < 0) return;
+  if (!sctp_ || channel->state != DataChannelState::Open || channel->stream < 0) {
+    channel->amount_decreased(before);
+    return;
+  }
   sctp::SendOptions options;
   // Until the DCEP ACK arrives, user messages must be ordered (RFC 8832 section 6).
   options.unordered = !channel->ordered && channel->acked;
@@ -645,10 +651,11 @@ void PeerConnection::send_message(const std::shared_ptr<DataChannel>& channel, u
   if (sctp_->send(stream, ppid, ByteSpan(payload.data(), payload.size()), options)) {
     ++channel->messages_sent;
     channel->bytes_sent += user_bytes;
-    channel->update_sctp_buffered(sctp_->buffered_amount(stream));
+    channel->sctp_buffered = sctp_->buffered_amount(stream);
   } else if (channel->on_error) {
     channel->on_error("OperationError: SCTP refused the message");
   }
+  channel->amount_decreased(before);
 }
 
 void PeerConnection::close_channel(const std::shared_ptr<DataChannel>& channel) {

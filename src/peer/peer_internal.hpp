@@ -72,6 +72,7 @@ struct DataChannel : std::enable_shared_from_this<DataChannel> {
   // loop
   bool acked = false;          // DCEP ACK received (or negotiated / remote-opened)
   bool reset_requested = false;
+  bool low_event_queued = false;
   uint64_t messages_sent = 0, bytes_sent = 0, messages_received = 0, bytes_received = 0;
   std::function<void()> on_open, on_closing, on_close, on_buffered_amount_low;
   std::function<void(const Message&)> on_message;
@@ -85,6 +86,9 @@ struct DataChannel : std::enable_shared_from_this<DataChannel> {
   void set_open();
   void set_closed();
   void update_sctp_buffered(size_t amount);
+  // Fires bufferedamountlow if the amount went from above the threshold
+  // (`before`) to at or below it.
+  void amount_decreased(size_t before);
   void clear_callbacks();
 };
 

@@ -222,6 +222,27 @@ TEST(PeerConnection, BulkTransferDrivenByBufferedAmountLowArrivesIntact) {
   pair.answerer->close();
 }
 
+TEST(PeerConnection, BufferedAmountLowFiresWhenSctpTakesEverything) {
+  // Regression: sends from another thread are counted in bufferedAmount until
+  // the network thread hands them to SCTP; when SCTP takes them all at once the
+  // amount falls to 0 and bufferedamountlow must fire.
+  ChannelPair cp;
+  Pair pair;
+  pair.wire_candidates();
+  ASSERT_EQ(cp.open(pair, "low"), "");
+  std::atomic<int> low_events{0};
+  cp.local->set_buffered_amount_low_threshold(0);
+  cp.local->on_buffered_amount_low([&] {
+    ++low_events;
+    cp.waiter.update([] {});
+  });
+  std::string small(1000, 's');
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cp.local->send(small));
+  ASSERT_TRUE(cp.waiter.wait([&] { return low_events > 0; }, 5s));
+  EXPECT_EQ(cp.local->buffered_amount(), 0u);
+  pair.offerer->close();
+}
+
 TEST(PeerConnection, StatsUseW3cNames) {
   ChannelPair cp;  // declared first: outlives the pair, whose close() stops callbacks
   Pair pair;

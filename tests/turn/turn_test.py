@@ -17,11 +17,17 @@ Cases:
                     on the wire, and an untrusted or wrongly named certificate fails
   rest_credentials  TURN REST credentials (--use-auth-secret): a fresh one works;
                     an expired one and a wrong one fail with exit 1, quickly
-  stun_srflx        peers with a stun: server (not relay-only) connect; what libnice
-                    does with the server-reflexive address on loopback
+  stun_srflx        peers with a stun: server (not relay-only) connect; on plain
+                    loopback the mapped address equals the host candidate, so libnice
+                    drops the srflx candidate as redundant (RFC 8445 section 5.1.3)
+  stun_srflx_nat    the same behind a NAT made with nftables on loopback (the offerer
+                    on 127.77.0.2, seen as 127.77.0.3): a distinct srflx is gathered and,
+                    with the direct path blocked, the pair host <-> srflx is selected.
+                    Needs /usr/sbin/nft (Debian package nftables): exit 77 (skip) without
 
-Runs inside scripts/netns.sh (only loopback, CAP_NET_RAW for the capture).
-Python standard library only. A missing coturn fails the test.
+Runs inside scripts/netns.sh (only loopback; root there gives CAP_NET_RAW for the
+capture and CAP_NET_ADMIN for nft). Python standard library only. A missing
+coturn fails the test.
 """
 import base64
 import hashlib
@@ -57,16 +63,21 @@ def require(cond, message):
 # --------------------------------------------------------------------------- ports
 
 
-def _bound(proto, port, listening):
-    """True if /proc/net/<proto> has a socket on 127.0.0.1:port (TCP: listening)."""
+def _bound(proto, port, listening, pid):
+    """True if process `pid` has a socket on 127.0.0.1:port (TCP: listening)."""
     target = "0100007F:%04X" % port
+    inodes = set()
     try:
         with open(f"/proc/net/{proto}") as f:
             next(f)
             for row in f:
                 fields = row.split()
                 if fields[1] == target and (not listening or fields[3] == "0A"):
-                    return True
+                    inodes.add(fields[9])
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
     except OSError:
         pass
     return False
@@ -84,13 +95,18 @@ def _port_free(port):
     return True
 
 
-def free_port_block(count, low=20000, high=32000):
-    """`count` consecutive ports free for TCP and UDP, below the kernel's
-    ephemeral range (32768+) so the peers' own sockets never take them; a
-    random start keeps parallel ctest cases apart."""
+PORTS_PER_CASE = 1500  # a range of its own for each case, as ctest runs them in parallel
+CASE_INDEX = 0         # set in main
+
+
+def free_port_block(count):
+    """`count` consecutive ports free for TCP and UDP, in this case's own range
+    below the kernel's ephemeral ports (32768+), so neither another case nor a
+    peer's socket takes them between this check and coturn's bind."""
+    low = 20000 + CASE_INDEX * PORTS_PER_CASE
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
-        start = rng.randrange(low, high - count)
+        start = rng.randrange(low, low + PORTS_PER_CASE - count)
         if all(_port_free(p) for p in range(start, start + count)):
             return start
     raise TestFailure("no free block of ports")
@@ -198,6 +214,18 @@ def tcp_streams_to(packets, port):
     return streams
 
 
+def answered_bindings(packets, port):
+    """(src, sport, has_cookie, mapped) of each STUN Binding to `port` that got a success response."""
+    requests, out = {}, []
+    for proto, src, sport, _dst, dport, payload in packets:
+        m = parse_stun(payload) if proto == "udp" else None
+        if m and m[0] == 0x0001 and dport == port:
+            requests[m[1]] = (src, sport, m[3])
+        elif m and m[0] == 0x0101 and sport == port and m[1] in requests:
+            out.append((*requests[m[1]], mapped_address(m[2])))
+    return out
+
+
 # --------------------------------------------------------------------------- coturn
 
 
@@ -213,7 +241,7 @@ class Coturn:
     """One turnserver on 127.0.0.1: own ports, temp dir, log, optional TLS."""
 
     def __init__(self, auth="user", tls=False, cert_ip=HOST, user=("rtcuser", "rtcpass"),
-                 secret="s3cret-for-tests"):
+                 secret="s3cret-for-tests", extra_args=()):
         if not os.path.exists(TURNSERVER):
             raise TestFailure(f"coturn is not installed ({TURNSERVER} missing): apt-get install coturn")
         self.dir = tempfile.mkdtemp(prefix="rtcmesh-turn-")
@@ -258,6 +286,7 @@ class Coturn:
             self.args += ["--lt-cred-mech", f"--user={user[0]}:{user[1]}"]
         else:
             self.args += ["--use-auth-secret", f"--static-auth-secret={secret}"]
+        self.args += list(extra_args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.dir)
@@ -283,8 +312,9 @@ class Coturn:
             if self.proc.poll() is not None:
                 raise TestFailure(f"turnserver exited with {self.proc.returncode} at start-up:\n"
                                   f"{' '.join(self.args)}\n{self.log_text()}")
-            ok = _bound("udp", self.port, False) and _bound("tcp", self.port, True)
-            if ok and (not tls or _bound("tcp", self.tls_port, True)):
+            pid = self.proc.pid
+            ok = _bound("udp", self.port, False, pid) and _bound("tcp", self.port, True, pid)
+            if ok and (not tls or _bound("tcp", self.tls_port, True, pid)):
                 return
             time.sleep(0.02)
         raise TestFailure(f"turnserver did not listen within {timeout} s\n{self.log_text()}")
@@ -412,12 +442,11 @@ def candidates(description_line):
 class Session:
     """An offerer and an answerer, the descriptions carried between them."""
 
-    def __init__(self, name, offer_args, answer_args, coturn=None, env=None, offer_env=None,
-                 answer_env=None):
+    def __init__(self, name, offer_args, answer_args, coturn=None, env=None, offer_loopback=True):
         self.name, self.coturn = name, coturn
         self.t0 = time.monotonic()
-        self.o = Peer("offer", offer_args, env=dict(env or {}, **(offer_env or {})))
-        self.a = Peer("answer", answer_args, env=dict(env or {}, **(answer_env or {})))
+        self.o = Peer("offer", offer_args, env=env, loopback=offer_loopback)
+        self.a = Peer("answer", answer_args, env=env)
         self.offer = self.answer = None
 
     def check(self, cond, message):
@@ -445,18 +474,19 @@ class Session:
             if self.answer is not None:
                 self.o.send(self.answer)
 
-    def expect_connected(self, local_type, remote_type):
-        """Channel open, the selected pair of each side, lines both ways."""
+    def expect_connected(self, local_type, remote_type, answerer=None):
+        """Channel open, the selected pair of each side (candidate types: the
+        offerer's local and remote, and the answerer's, by default the same),
+        lines both ways, clean exit."""
         self.exchange()
         self.check(self.offer and self.answer, "no offer or no answer line")
         pairs = []
-        for p in (self.o, self.a):
+        for p, want in ((self.o, (local_type, remote_type)), (self.a, answerer or (local_type, remote_type))):
             m = p.wait_err(r"selected pair (\S+) (\S+):(\d+) <-> (\S+) (\S+):(\d+)")
             self.check(m, f"the {p.role} printed no selected pair")
             pairs.append(m.groups())
-            self.check(m.group(1) == local_type and m.group(4) == remote_type,
-                       f"the {p.role} selected {m.group(1)} <-> {m.group(4)}, "
-                       f"expected {local_type} <-> {remote_type}")
+            self.check((m.group(1), m.group(4)) == want,
+                       f"the {p.role} selected {m.group(1)} <-> {m.group(4)}, expected {want[0]} <-> {want[1]}")
         self.check(self.o.wait_err("channel open") and self.a.wait_err("channel open"),
                    "the channel did not open")
         n = 20
@@ -511,6 +541,26 @@ def check_relay_only_candidates(s, coturn):
                     f"{who}: not in coturn's relay range: {c['line']}")
             s.check(c.get("raddr") in ("0.0.0.0", "::") and c.get("rport") == "0",
                     f"{who}: relay-only raddr must not reveal the host address: {c['line']}")
+
+
+def parallel(calls):
+    """Runs the calls in threads; returns their results, raises the first failure."""
+    results, errors = [None] * len(calls), []
+
+    def one(i):
+        try:
+            results[i] = calls[i]()
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def run(cleanup, body):
@@ -607,8 +657,10 @@ def tls_failures(coturn, things):
                     server, env=env)
         things.append(s)
         sessions.append(s)
-    for s, (what, _, _, pattern) in zip(sessions, cases):
-        took = s.expect_failure(15, offerer=pattern + r"[\s\S]*" + CRED_REJECTED, answerer=pattern)
+    results = parallel([lambda s=s, p=pattern: s.expect_failure(15, offerer=p + r"[\s\S]*" + CRED_REJECTED,
+                                                                answerer=p)
+                        for s, (_, _, _, pattern) in zip(sessions, cases)])
+    for s, (what, _, _, _), took in zip(sessions, cases, results):
         print(f"relay_tls: {what}: both peers exit 1 after {took:.1f} s: "
               f"{s.o.wait_err('certificate rejected').string.split('ice: ')[-1]}")
 
@@ -652,12 +704,14 @@ def test_rest_credentials():
             sessions[what] = Session(f"{what} REST credential", turn_args(url, *creds), turn_args(url, *good),
                                      coturn)
             things.append(sessions[what])
+        took = dict(zip(sessions, parallel([
+            lambda s=s: s.expect_failure(10, offerer=CRED_REJECTED, answerer=REMOTE_EMPTY)
+            for s in sessions.values()])))
         for what, s in sessions.items():
-            took = s.expect_failure(10, offerer=CRED_REJECTED, answerer=REMOTE_EMPTY)
             user = bad[what][0]
             s.check(re.search(rf"user <{re.escape(user)}>: incoming packet \S+ processed, error 401",
                               coturn.log_text()), f"coturn did not answer 401 to {user}")
-            print(f"rest_credentials: {what} ({user}): coturn 401, both peers exit 1 after {took:.1f} s")
+            print(f"rest_credentials: {what} ({user}): coturn 401, both peers exit 1 after {took[what]:.1f} s")
         print(f"rest_credentials: case took {time.monotonic() - t0:.1f} s")
 
     run(things, body)
@@ -677,35 +731,103 @@ def test_stun_srflx():
         things.append(s)
         pairs, took = s.expect_connected("host", "host")
         packets = cap.snapshot()
-        requests, responses = {}, {}
-        for proto, src, sport, dst, dport, payload in packets:
-            m = parse_stun(payload) if proto == "udp" else None
-            if m and m[0] == 0x0001 and dport == coturn.port:
-                requests[m[1]] = (src, sport, m[3])
-            elif m and m[0] == 0x0101 and sport == coturn.port:
-                responses[m[1]] = mapped_address(m[2])
+        bindings = answered_bindings(packets, coturn.port)
         for desc, who in ((s.offer, "offerer"), (s.answer, "answerer")):
             cands = candidates(desc)
             hosts = [(c["address"], c["port"]) for c in cands if c["type"] == "host"]
             s.check(hosts, f"the {who} has no host candidate")
             # The Binding exchange happened, from the host candidate's socket...
-            answered = [(requests[t], responses[t]) for t in requests if t in responses
-                        and requests[t][:2] in hosts]
-            s.check(answered, f"no answered STUN Binding from the {who}'s host candidate {hosts}")
-            (src, sport, cookie), mapped = answered[0]
+            mine = [b for b in bindings if b[:2] in hosts]
+            s.check(mine, f"no answered STUN Binding from the {who}'s host candidate {hosts}")
             # ...coturn saw it come from exactly that address (no NAT on lo)...
-            s.check(mapped == (src, sport), f"coturn mapped {src}:{sport} to {mapped}")
+            for src, sport, cookie, mapped in mine:
+                s.check(mapped == (src, sport), f"coturn mapped {src}:{sport} to {mapped}")
             # ...so the server-reflexive candidate equals its base, and libnice
             # drops it as redundant (RFC 8445 section 5.1.3): no srflx in the SDP.
             srflx = [c["line"] for c in cands if c["type"] == "srflx"]
             s.check(not srflx, f"the {who} announced srflx on loopback: {srflx}")
-            print(f"stun_srflx: {who}: Binding from {src}:{sport} "
-                  f"({'RFC 5389' if cookie else 'RFC 3489 style, no magic cookie'}), "
-                  f"mapped address {mapped[0]}:{mapped[1]} = host candidate -> no srflx announced")
+            classic = sum(1 for b in mine if not b[2])
+            print(f"stun_srflx: {who}: {len(mine)} answered Bindings from its host candidate "
+                  f"{mine[0][0]}:{mine[0][1]} ({classic} RFC 3489 style without magic cookie, "
+                  f"{len(mine) - classic} RFC 5389), mapped address = host candidate -> no srflx announced")
         print(f"stun_srflx: selected offerer {pairs[0]}, answerer {pairs[1]}; open after {took:.2f} s")
         print(f"stun_srflx: case took {time.monotonic() - t0:.1f} s")
 
     run(things, body)
+
+
+SKIPPED = 77  # ctest SKIP_RETURN_CODE
+NFT = shutil.which("nft") or "/usr/sbin/nft"
+NAT_INSIDE, NAT_OUTSIDE = "127.77.0.2", "127.77.0.3"
+
+
+class Skip(Exception):
+    pass
+
+
+def nat_rules(table):
+    """A full-cone NAT for one host on loopback: UDP from NAT_INSIDE leaves as
+    NAT_OUTSIDE (same port when free); UDP to NAT_OUTSIDE is sent on to
+    NAT_INSIDE; direct UDP to NAT_INSIDE is dropped unless it is the NAT's doing
+    (a translated packet or a reply), so a peer can reach the inside host only
+    through its server-reflexive address. Only these two addresses are touched,
+    so tests running in parallel on 127.0.0.1 are not affected."""
+    return f"""
+table ip {table} {{
+  chain out_nat {{ type nat hook output priority -100; ip daddr {NAT_OUTSIDE} meta l4proto udp dnat to {NAT_INSIDE}; }}
+  chain post_nat {{ type nat hook postrouting priority 100; ip saddr {NAT_INSIDE} meta l4proto udp snat to {NAT_OUTSIDE}; }}
+  chain out_filter {{
+    type filter hook output priority 0;
+    ip daddr {NAT_INSIDE} ct direction reply accept;
+    ip daddr {NAT_INSIDE} ct status dnat accept;
+    ip daddr {NAT_INSIDE} meta l4proto udp drop;
+  }}
+}}
+"""
+
+
+def test_stun_srflx_nat():
+    t0 = time.monotonic()
+    if not os.path.exists(NFT):
+        raise Skip(f"{NFT} missing (Debian package nftables): the NAT case needs it")
+    table = f"rtcmesh_turn_test_{os.getpid()}"
+    things = []
+
+    def body():
+        r = subprocess.run([NFT, "-f", "-"], input=nat_rules(table), capture_output=True, text=True, timeout=10)
+        require(r.returncode == 0, f"nft failed: {r.stderr}")
+        coturn = Coturn(auth="user")
+        things.append(coturn)
+        cap = Capture([coturn.port])
+        things.append(cap)
+        stun = ["--ice-server", f"stun:{HOST}:{coturn.port}"]
+        # The offerer gathers on NAT_INSIDE only (no --loopback), the answerer on 127.0.0.1.
+        s = Session("stun_srflx_nat", stun + ["--bind", NAT_INSIDE], stun, coturn, offer_loopback=False)
+        things.append(s)
+        pairs, took = s.expect_connected("srflx", "host", answerer=("host", "srflx"))
+        cands = candidates(s.offer)
+        hosts = [c for c in cands if c["type"] == "host"]
+        srflx = [c for c in cands if c["type"] == "srflx"]
+        s.check(len(hosts) == 1 and hosts[0]["address"] == NAT_INSIDE, f"offer host candidates {hosts}")
+        s.check(len(srflx) == 1, f"expected one srflx candidate in the offer: {[c['line'] for c in cands]}")
+        c = srflx[0]
+        s.check(c["address"] == NAT_OUTSIDE and c.get("raddr") == NAT_INSIDE and
+                c.get("rport") == str(hosts[0]["port"]),
+                f"srflx must be {NAT_OUTSIDE} with raddr/rport = its host base: {c['line']}")
+        mapped = [b[3] for b in answered_bindings(cap.snapshot(), coturn.port) if b[0] == NAT_OUTSIDE]
+        s.check((NAT_OUTSIDE, c["port"]) in mapped, f"coturn never mapped the offerer to {c['address']}:"
+                                                    f"{c['port']} (mapped: {mapped})")
+        # The answerer reached the offerer through its server-reflexive address.
+        s.check(pairs[1][3] == "srflx" and (pairs[1][4], int(pairs[1][5])) == (NAT_OUTSIDE, c["port"]),
+                f"the answerer's remote candidate is {pairs[1][3:]}, expected srflx {NAT_OUTSIDE}:{c['port']}")
+        print(f"stun_srflx_nat: offer {[c['line'] for c in cands]}")
+        print(f"stun_srflx_nat: selected offerer {pairs[0]}, answerer {pairs[1]}; open after {took:.2f} s")
+        print(f"stun_srflx_nat: case took {time.monotonic() - t0:.1f} s")
+
+    try:
+        run(things, body)
+    finally:
+        subprocess.run([NFT, "delete", "table", "ip", table], capture_output=True, timeout=10)
 
 
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("test_")}
@@ -714,8 +836,12 @@ if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[2] not in CASES:
         print(f"usage: {sys.argv[0]} RTCMESH_BINARY {{{','.join(CASES)}}}", file=sys.stderr)
         sys.exit(2)
+    CASE_INDEX = list(CASES).index(sys.argv[2])
     try:
         CASES[sys.argv[2]]()
+    except Skip as e:
+        print(f"{sys.argv[2]}: SKIPPED: {e}")
+        sys.exit(SKIPPED)
     except TestFailure as e:
         print(f"{sys.argv[2]}: FAILED: {e}", file=sys.stderr)
         sys.exit(1)
