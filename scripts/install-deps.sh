@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libnice-dev libglib2.0-dev libusrsctp-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
-  python3 python3-aiortc chromium coturn iproute2 util-linux
+  python3 python3-aiortc chromium coturn nftables iproute2 util-linux
 )
 # Node.js may come from elsewhere on the machine (the image has its own); only
 # take Debian's when there is none.

@@ -54,9 +54,20 @@ class Session {
   explicit Session(const ConnectOptions& options, StdinLines& input)
       : options_(options), input_(input) {}
 
-  int run();
+  // Runs the session; whichever way it ends, the connection is closed and the
+  // network thread has finished with it before this returns.
+  int run() {
+    int code = run_session();
+    if (pc_) {
+      pc_->close();
+      pc_.reset();
+    }
+    wait_for_closing_connections(std::chrono::seconds(3));
+    return code;
+  }
 
  private:
+  int run_session();
   void status(const std::string& text) {
     if (options_.quiet && text.rfind("channel", 0) != 0) return;
     std::lock_guard<std::mutex> lock(out_mutex_);
@@ -195,7 +206,7 @@ void Session::send_line(const std::string& line) {
   if (!ok) status("send failed: " + error);
 }
 
-int Session::run() {
+int Session::run_session() {
   Configuration config;
   if (options_.loopback) config.gather_addresses = {"127.0.0.1"};
   for (const auto& a : options_.bind_addresses) config.gather_addresses.push_back(a);
@@ -351,9 +362,6 @@ int Session::run() {
     std::unique_lock<std::mutex> lock(state_mutex_);
     state_cv_.wait_for(lock, std::chrono::seconds(3), [&] { return closed_; });
   }
-  pc_->close();
-  pc_.reset();
-  wait_for_closing_connections(std::chrono::seconds(3));
   return code;
 }
 

@@ -32,6 +32,11 @@ struct Configuration {
   std::vector<std::string> gather_addresses;
   // Also gather ICE-TCP (RFC 6544) host candidates.
   bool enable_ice_tcp = false;
+  // When controlling (offering), nominate the way RFC 8445 prefers (a second
+  // check after the first success) instead of aggressively. Aggressive, the
+  // default, connects a round trip sooner; regular picks the best of several
+  // working paths.
+  bool ice_regular_nomination = false;
   // The a=max-message-size we advertise: the largest message we accept.
   size_t max_message_size = 256 * 1024;
   // By default every connection of the process shares one network thread.

@@ -107,8 +107,9 @@ Loop::Loop() : impl_(std::make_shared<Impl>()) {
 }
 
 Loop::~Loop() {
+  // g_main_loop_quit wakes the context itself; touching the context after it
+  // would race with the thread releasing it.
   g_main_loop_quit(impl_->main_loop);
-  g_main_context_wakeup(impl_->context);
   if (thread_.get_id() == std::this_thread::get_id()) {
     // Dropped from a task on our own thread: the dispatch in progress returns,
     // g_main_loop_run sees the quit, and the thread releases everything.

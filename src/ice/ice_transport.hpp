@@ -39,8 +39,8 @@ struct Server {
   std::string username;
   std::string password;
   // The server's name as written in the URL. TLS (turns:) sends it as SNI and
-  // checks the certificate against it; empty or numeric: the certificate must
-  // name `address` (an IP subjectAltName).
+  // checks the certificate against it. Empty: `address` is used, so the
+  // certificate must carry that IP address as a subjectAltName.
   std::string host;
 };
 
@@ -58,6 +58,8 @@ struct Config {
   // 3.8 s (measured against a silent server), a TCP one after 7.9 s at most
   // (stun-reliable-timeout).
   std::chrono::milliseconds gathering_timeout{10000};
+  // Regular nomination (RFC 8445 section 8.1.1) instead of aggressive.
+  bool regular_nomination = false;
 };
 
 // W3C RTCIceTransportState names.

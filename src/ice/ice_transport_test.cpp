@@ -21,32 +21,32 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// One IceTransport on its own loop, with its events recorded.
+// One IceTransport on the shared network loop, with its events recorded.
 class Fixture {
  public:
   explicit Fixture(Config config) {
     config.local_addresses = {"127.0.0.1"};
-    loop_.run_sync([&] {
+    loop_->run_sync([&] {
       Callbacks callbacks;
       callbacks.on_state = [this](State s) { record([&] { state_ = s; }); };
       callbacks.on_gathering_state = [this](GatheringState s) { record([&] { gathering_ = s; }); };
       callbacks.on_local_candidate = [this](const sdp::Candidate&) { record([&] { ++candidates_; }); };
-      auto created = IceTransport::create(loop_, config, std::move(callbacks));
+      auto created = IceTransport::create(*loop_, config, std::move(callbacks));
       ASSERT_TRUE(created) << created.error().message;
       ice_ = std::move(created.value());
     });
   }
   ~Fixture() {
-    loop_.run_sync([&] { ice_.reset(); });
+    loop_->run_sync([&] { ice_.reset(); });
   }
 
   template <class F>
   auto on_loop(F&& f) {
     decltype(f()) result{};
-    loop_.run_sync([&] { result = f(); });
+    loop_->run_sync([&] { result = f(); });
     return result;
   }
-  void on_loop_void(const std::function<void()>& f) { loop_.run_sync(f); }
+  void on_loop_void(const std::function<void()>& f) { loop_->run_sync(f); }
 
   bool wait_state(State want, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mutex_);
@@ -76,7 +76,7 @@ class Fixture {
     cv_.notify_all();
   }
 
-  base::Loop loop_;
+  std::shared_ptr<base::Loop> loop_ = base::Loop::shared();
   std::unique_ptr<IceTransport> ice_;
   std::mutex mutex_;
   std::condition_variable cv_;

@@ -115,6 +115,7 @@ Result<std::vector<ice::Server>> resolve_ice_servers(const std::vector<IceServer
       auto address = resolve(parsed->host, s.transport);
       if (!address) return address.error();
       s.address = *address;
+      s.host = parsed->host;  // the name TLS (turns:) checks the certificate against
       out.push_back(std::move(s));
     }
   }

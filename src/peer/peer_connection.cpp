@@ -403,6 +403,10 @@ void PeerConnection::handle_ice_state(ice::State state) {
     dtls_started_ = true;
     dtls_->start();
   }
+  if (state == ice::State::Failed) {
+    auto reason = ice_->failure_reason();
+    fail("ICE failed" + (reason.empty() ? std::string() : ": " + reason));
+  }
   bool up = state == ice::State::Connected || state == ice::State::Completed;
   ice_state = (silent_ && up) ? IceConnectionState::Disconnected : to_public(state);
   if (on_ice_connection_state_change) on_ice_connection_state_change(ice_state);
@@ -876,6 +880,7 @@ Expected<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configura
   ice_config.port_max = config.port_range_end;
   ice_config.local_addresses = config.gather_addresses;
   ice_config.tcp = config.enable_ice_tcp;
+  ice_config.regular_nomination = config.ice_regular_nomination;
   if (config.max_message_size < 1024) return {std::nullopt, "max_message_size must be at least 1024"};
   auto loop = config.dedicated_network_thread ? std::make_shared<base::Loop>() : base::Loop::shared();
   auto impl = std::make_shared<impl::PeerConnection>(config, std::move(loop), cert.value(),

@@ -288,7 +288,12 @@ class Coturn:
             self.args += ["--use-auth-secret", f"--static-auth-secret={secret}"]
         self.args += list(extra_args)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log,
+        # coturn must not outlive this script, even when ctest kills it on a
+        # timeout: setpriv (util-linux) makes the kernel kill it with its parent.
+        # (Construct Coturn on the main thread: the signal follows the thread.)
+        setpriv = shutil.which("setpriv")
+        wrapper = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+        self.proc = subprocess.Popen(wrapper + self.args, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.dir)
         try:
             self._wait_listening(tls)
@@ -486,7 +491,8 @@ class Session:
             self.check(m, f"the {p.role} printed no selected pair")
             pairs.append(m.groups())
             self.check((m.group(1), m.group(4)) == want,
-                       f"the {p.role} selected {m.group(1)} <-> {m.group(4)}, expected {want[0]} <-> {want[1]}")
+                       f"the {p.role} selected {m.group(1)} <-> {m.group(4)}, "
+                       f"expected {want[0]} <-> {want[1]}")
         self.check(self.o.wait_err("channel open") and self.a.wait_err("channel open"),
                    "the channel did not open")
         n = 20
@@ -711,7 +717,8 @@ def test_rest_credentials():
             user = bad[what][0]
             s.check(re.search(rf"user <{re.escape(user)}>: incoming packet \S+ processed, error 401",
                               coturn.log_text()), f"coturn did not answer 401 to {user}")
-            print(f"rest_credentials: {what} ({user}): coturn 401, both peers exit 1 after {took[what]:.1f} s")
+            print(f"rest_credentials: {what} ({user}): coturn 401, "
+                  f"both peers exit 1 after {took[what]:.1f} s")
         print(f"rest_credentials: case took {time.monotonic() - t0:.1f} s")
 
     run(things, body)
@@ -774,8 +781,14 @@ def nat_rules(table):
     so tests running in parallel on 127.0.0.1 are not affected."""
     return f"""
 table ip {table} {{
-  chain out_nat {{ type nat hook output priority -100; ip daddr {NAT_OUTSIDE} meta l4proto udp dnat to {NAT_INSIDE}; }}
-  chain post_nat {{ type nat hook postrouting priority 100; ip saddr {NAT_INSIDE} meta l4proto udp snat to {NAT_OUTSIDE}; }}
+  chain out_nat {{
+    type nat hook output priority -100;
+    ip daddr {NAT_OUTSIDE} meta l4proto udp dnat to {NAT_INSIDE};
+  }}
+  chain post_nat {{
+    type nat hook postrouting priority 100;
+    ip saddr {NAT_INSIDE} meta l4proto udp snat to {NAT_OUTSIDE};
+  }}
   chain out_filter {{
     type filter hook output priority 0;
     ip daddr {NAT_INSIDE} ct direction reply accept;
@@ -794,7 +807,8 @@ def test_stun_srflx_nat():
     things = []
 
     def body():
-        r = subprocess.run([NFT, "-f", "-"], input=nat_rules(table), capture_output=True, text=True, timeout=10)
+        r = subprocess.run([NFT, "-f", "-"], input=nat_rules(table), capture_output=True, text=True,
+                           timeout=10)
         require(r.returncode == 0, f"nft failed: {r.stderr}")
         coturn = Coturn(auth="user")
         things.append(coturn)
@@ -819,7 +833,8 @@ def test_stun_srflx_nat():
                                                     f"{c['port']} (mapped: {mapped})")
         # The answerer reached the offerer through its server-reflexive address.
         s.check(pairs[1][3] == "srflx" and (pairs[1][4], int(pairs[1][5])) == (NAT_OUTSIDE, c["port"]),
-                f"the answerer's remote candidate is {pairs[1][3:]}, expected srflx {NAT_OUTSIDE}:{c['port']}")
+                f"the answerer's remote candidate is {pairs[1][3:]}, "
+                f"expected srflx {NAT_OUTSIDE}:{c['port']}")
         print(f"stun_srflx_nat: offer {[c['line'] for c in cands]}")
         print(f"stun_srflx_nat: selected offerer {pairs[0]}, answerer {pairs[1]}; open after {took:.2f} s")
         print(f"stun_srflx_nat: case took {time.monotonic() - t0:.1f} s")
