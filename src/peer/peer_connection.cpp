@@ -806,11 +806,10 @@ void PeerConnection::close() {
   ice_state = IceConnectionState::Closed;
   auto channels = std::move(channels_);
   channels_.clear();
-  for (auto& channel : pending_channels_) channels[static_cast<uint16_t>(65535 - channels.size())] = channel;
+  auto pending = std::move(pending_channels_);
   pending_channels_.clear();
-  for (auto& [id, channel] : channels) {
-    if (channel->state != DataChannelState::Closed) channel->set_closed();
-  }
+  for (auto& [id, channel] : channels) channel->set_closed();
+  for (auto& channel : pending) channel->set_closed();
   // No user callback runs after close() (W3C): drop them now.
   on_ice_candidate = nullptr;
   on_connection_state_change = nullptr;
