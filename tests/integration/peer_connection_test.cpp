@@ -136,6 +136,9 @@ TEST_P(Reliability, AllModesDeliverOnLoopback) {
   EXPECT_EQ(cp.remote->ordered(), GetParam().init.ordered);
   EXPECT_EQ(cp.remote->max_retransmits(), GetParam().init.max_retransmits);
   EXPECT_EQ(cp.remote->max_packet_life_time(), GetParam().init.max_packet_life_time);
+  EXPECT_EQ(cp.remote->protocol(), "rtcmesh-test");  // carried by DCEP (or agreed, if negotiated)
+  EXPECT_EQ(cp.remote->negotiated(), GetParam().init.negotiated);
+  EXPECT_EQ(cp.remote->id(), cp.local->id());
   exchange_all_sizes(cp);
 }
 
@@ -143,6 +146,7 @@ DataChannelInit make_init(bool ordered, std::optional<uint16_t> rexmit, std::opt
                           bool negotiated = false) {
   DataChannelInit init;
   init.ordered = ordered;
+  init.protocol = "rtcmesh-test";
   init.max_retransmits = rexmit;
   init.max_packet_life_time = lifetime;
   if (negotiated) {
