@@ -36,6 +36,7 @@ struct BenchOptions {
   size_t message_size = 65536;
   std::string only;
   int threads = 2;
+  int setup_threads = 1;
 };
 
 struct Signal {
@@ -230,6 +231,9 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--message-size", o->message_size, "Bulk message size")->capture_default_str();
   cmd->add_option("--only", o->only, "Run one workload: throughput, rtt, setup or memory")
       ->check(CLI::IsMember({"throughput", "rtt", "setup", "memory"}));
+  cmd->add_option("--setup-threads", o->setup_threads, "Network threads for the setup pairs")
+      ->check(CLI::Range(1, 2))
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads,
                   "Network threads for the throughput/RTT pair: 2 = one per peer (as two processes; "
                   "the 1-thread figures are reported too), 1 = both peers on one thread")
@@ -255,7 +259,7 @@ Runner add_bench_command(CLI::App& app) {
       }
       if (want("setup")) {
         std::vector<double> setups;
-        for (int i = 0; i < o->setups; ++i) setups.push_back(connect_pair()->setup_ms);
+        for (int i = 0; i < o->setups; ++i) setups.push_back(connect_pair(o->setup_threads)->setup_ms);
         out["setup_ms"] = percentile(setups, 0.5);
         out["setup_p10_ms"] = percentile(setups, 0.1);
         out["setup_p90_ms"] = percentile(setups, 0.9);

@@ -1,8 +1,11 @@
 #include "dtls/certificate.hpp"
 
+#include "dtls/dtls_transport.hpp"
+
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <array>
@@ -98,7 +101,13 @@ Result<std::shared_ptr<Certificate>> Certificate::generate() {
 
 Certificate::Certificate(X509* x509, EVP_PKEY* key) : x509_(x509), key_(key) {}
 
+SSL_CTX* Certificate::dtls_context() const {
+  std::call_once(context_once_, [this] { context_ = DtlsTransport::build_context(x509_, key_); });
+  return context_;
+}
+
 Certificate::~Certificate() {
+  if (context_ != nullptr) SSL_CTX_free(context_);
   X509_free(x509_);
   EVP_PKEY_free(key_);
 }

@@ -222,6 +222,33 @@ struct DtlsTransport::Glue {
   }
 };
 
+SSL_CTX* DtlsTransport::build_context(X509* x509, EVP_PKEY* key) {
+  SSL_CTX* ctx = SSL_CTX_new(DTLS_method());
+  if (ctx == nullptr) return nullptr;
+  // DTLS 1.2 only (RFC 8827 section 6.5 requires >= 1.2; OpenSSL 3.0 has no
+  // 1.3 and negotiates 1.2 when a peer's ClientHello also offers 1.3).
+  // RFC 8261 section 5: no compression; RFC 8827: no renegotiation. Tickets
+  // and the session cache are useless for one-off WebRTC sessions and would
+  // only add a NewSessionTicket message to the server's last flight.
+  bool ok = SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) == 1 &&
+            SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) == 1;
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_QUERY_MTU |
+                                SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  ok = ok && SSL_CTX_set_cipher_list(ctx, kCipherList) == 1 &&
+       SSL_CTX_set1_groups_list(ctx, kGroups) == 1 &&
+       SSL_CTX_use_certificate(ctx, x509) == 1 &&
+       SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+       SSL_CTX_check_private_key(ctx) == 1;
+  if (!ok) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  // Both roles demand a certificate (RFC 8827 section 6.5: mutual authentication).
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, Glue::verify);
+  return ctx;
+}
+
 DtlsTransport::DtlsTransport(base::Loop& loop, PacketTransport& lower,
                              std::shared_ptr<Certificate> cert, Role role,
                              std::vector<RemoteFingerprint> remote_fingerprints,
@@ -249,26 +276,9 @@ DtlsTransport::DtlsTransport(base::Loop& loop, PacketTransport& lower,
     const BIO_METHOD* out_method = Glue::output_method();
     if (in_method == nullptr || out_method == nullptr) return setup_failed("BIO_meth_new");
 
-    ctx_ = SSL_CTX_new(DTLS_method());
-    if (ctx_ == nullptr) return setup_failed("SSL_CTX_new");
-    // DTLS 1.2 only (RFC 8827 section 6.5 requires >= 1.2; OpenSSL 3.0 has no
-    // 1.3 and negotiates 1.2 when a peer's ClientHello also offers 1.3).
-    // RFC 8261 section 5: no compression; RFC 8827: no renegotiation. Tickets
-    // and the session cache are useless for one-off WebRTC sessions and would
-    // only add a NewSessionTicket message to the server's last flight.
-    bool ok = SSL_CTX_set_min_proto_version(ctx_, DTLS1_2_VERSION) == 1 &&
-              SSL_CTX_set_max_proto_version(ctx_, DTLS1_2_VERSION) == 1;
-    SSL_CTX_set_options(ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_QUERY_MTU |
-                                  SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
-    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
-    ok = ok && SSL_CTX_set_cipher_list(ctx_, kCipherList) == 1 &&
-         SSL_CTX_set1_groups_list(ctx_, kGroups) == 1 &&
-         SSL_CTX_use_certificate(ctx_, cert_->x509()) == 1 &&
-         SSL_CTX_use_PrivateKey(ctx_, cert_->key()) == 1 &&
-         SSL_CTX_check_private_key(ctx_) == 1;
-    if (!ok) return setup_failed("SSL_CTX configuration");
-    // Both roles demand a certificate (RFC 8827 section 6.5: mutual authentication).
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, Glue::verify);
+    ctx_ = cert_->dtls_context();
+    if (ctx_ == nullptr) return setup_failed("SSL_CTX configuration");
+    SSL_CTX_up_ref(ctx_);  // released in the destructor
 
     ssl_ = SSL_new(ctx_);
     if (ssl_ == nullptr) return setup_failed("SSL_new");

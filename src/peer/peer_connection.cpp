@@ -872,6 +872,7 @@ Expected<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configura
   if (!servers) return {std::nullopt, servers.error().message};
   auto cert = dtls::Certificate::generate();
   if (!cert) return {std::nullopt, cert.error().message};
+  (void)cert.value()->dtls_context();  // built here, off the network thread
   ice::Config ice_config;
   ice_config.servers = std::move(servers.value());
   ice_config.relay_only = config.ice_transport_policy == IceTransportPolicy::Relay;
