@@ -186,7 +186,9 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
     }
     local_ = desc;
     local_type_ = "offer";
-    if (!controlling_) {
+    // The offerer controls ICE (RFC 8445 section 6.1.1); the role is fixed once
+    // the transports exist.
+    if (!dtls_) {
       controlling_ = true;
       ice_->set_controlling(true);
     }
@@ -212,8 +214,12 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
     dtls_role_ = *desc->setup == sdp::Setup::Active ? dtls::Role::Client : dtls::Role::Server;
     set_signaling_state(type == "answer" ? SignalingState::Stable : SignalingState::HaveLocalPranswer);
   } else if (type == "rollback") {
+    // Perfect negotiation's polite peer drops its offer on glare and takes the
+    // remote one: back to stable, ICE role undecided again.
     if (signaling_state == SignalingState::HaveLocalOffer) {
       local_.reset();
+      last_offer_.reset();
+      if (!dtls_) controlling_.reset();
       set_signaling_state(SignalingState::Stable);
     }
     return {};
@@ -246,7 +252,7 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
       return make_error("InvalidStateError: cannot set a remote offer in state " +
                         std::string(to_string(signaling_state.load())));
     }
-    if (!controlling_) {
+    if (!dtls_) {
       controlling_ = false;
       ice_->set_controlling(false);
     }

@@ -404,6 +404,44 @@ TEST(PeerConnection, CloseFromInsideCallbacksAndDestroyMidTransfer) {
   }
 }
 
+TEST(PeerConnection, GlareResolvedByRollback) {
+  // Both sides offer at once (perfect negotiation's glare); the polite one
+  // rolls its offer back, takes the remote offer and answers.
+  Waiter w;
+  std::shared_ptr<DataChannel> polite_side;
+  int messages = 0;
+  Pair pair;
+  pair.wire_candidates();
+  auto& impolite = pair.offerer;
+  auto& polite = pair.answerer;
+  polite->on_data_channel([&](std::shared_ptr<DataChannel> c) {
+    c->on_message([&](const Message&) { w.update([&] { ++messages; }); });
+    w.update([&] { polite_side = c; });
+  });
+  auto channel = impolite->create_data_channel("glare");
+  ASSERT_TRUE(channel);
+  auto offer_a = impolite->create_offer();
+  ASSERT_EQ(impolite->set_local_description(*offer_a.value), "");
+  auto offer_b = polite->create_offer();
+  ASSERT_EQ(polite->set_local_description(*offer_b.value), "");
+  EXPECT_EQ(polite->signaling_state(), SignalingState::HaveLocalOffer);
+  // The impolite peer ignores the colliding offer; the polite one rolls back.
+  EXPECT_NE(impolite->set_remote_description(*offer_b.value), "");
+  ASSERT_EQ(polite->set_local_description({"rollback", ""}), "");
+  EXPECT_EQ(polite->signaling_state(), SignalingState::Stable);
+  ASSERT_EQ(polite->set_remote_description(*offer_a.value), "");
+  pair.to_answerer->flush();
+  auto answer = polite->create_answer();
+  ASSERT_TRUE(answer) << answer.error;
+  ASSERT_EQ(polite->set_local_description(*answer.value), "");
+  ASSERT_EQ(impolite->set_remote_description(*answer.value), "");
+  pair.to_offerer->flush();
+  ASSERT_TRUE(w.wait([&] { return polite_side != nullptr; }, 10s));
+  ASSERT_TRUE(w.wait([&] { return (*channel.value)->ready_state() == DataChannelState::Open; }));
+  ASSERT_TRUE((*channel.value)->send("after glare"));
+  ASSERT_TRUE(w.wait([&] { return messages == 1; }));
+}
+
 TEST(PeerConnection, IceRestartKeepsTheChannelWorking) {
   ChannelPair cp;  // declared first: outlives the pair, whose close() stops callbacks
   Pair pair;
