@@ -442,10 +442,24 @@ void PeerConnection::handle_dtls_state(dtls::State state, const std::string& err
     return;
   } else if (state == dtls::State::Closed) {
     // close_notify from the peer: its data channels are gone.
-    for (auto& [id, channel] : std::map(channels_)) channel->set_closed();
-    channels_.clear();
+    close_all_channels();
   }
   update_connection_state();
+}
+
+void PeerConnection::close_all_channels() {
+  // Moved out first: on_close handlers may call back into the connection.
+  auto channels = std::move(channels_);
+  channels_.clear();
+  auto pending = std::move(pending_channels_);
+  pending_channels_.clear();
+  auto end = [this](const std::shared_ptr<DataChannel>& channel) {
+    if (channel->state == DataChannelState::Closed) return;
+    ++channels_closed_;
+    channel->set_closed();
+  };
+  for (auto& [id, channel] : channels) end(channel);
+  for (auto& channel : pending) end(channel);
 }
 
 void PeerConnection::handle_sctp_state(sctp::State state, const std::string& error) {
@@ -462,14 +476,7 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
       return;
     }
     sctp_connected_ = false;
-    auto channels = std::move(channels_);
-    channels_.clear();
-    for (auto& [id, channel] : channels) {
-      if (channel->state != DataChannelState::Closed) {
-        ++channels_closed_;
-        channel->set_closed();
-      }
-    }
+    close_all_channels();
     // An ABORT from the peer (its close()) or an SCTP timeout ends the data
     // channels; the connection state itself follows ICE and DTLS (W3C), which
     // report a vanished peer through consent freshness.
@@ -810,12 +817,7 @@ void PeerConnection::close() {
   signaling_state = SignalingState::Closed;
   connection_state = PeerConnectionState::Closed;
   ice_state = IceConnectionState::Closed;
-  auto channels = std::move(channels_);
-  channels_.clear();
-  auto pending = std::move(pending_channels_);
-  pending_channels_.clear();
-  for (auto& [id, channel] : channels) channel->set_closed();
-  for (auto& channel : pending) channel->set_closed();
+  close_all_channels();
   // No user callback runs after close() (W3C): drop them now.
   on_ice_candidate = nullptr;
   on_connection_state_change = nullptr;

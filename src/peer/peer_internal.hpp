@@ -71,7 +71,6 @@ struct DataChannel : std::enable_shared_from_this<DataChannel> {
 
   // loop
   bool acked = false;          // DCEP ACK received (or negotiated / remote-opened)
-  bool reset_requested = false;
   bool low_event_queued = false;
   uint64_t messages_sent = 0, bytes_sent = 0, messages_received = 0, bytes_received = 0;
   std::function<void()> on_open, on_closing, on_close, on_buffered_amount_low;
@@ -151,6 +150,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   void handle_sctp_message(uint16_t stream, uint32_t ppid, ByteSpan message);
   void handle_dcep(uint16_t stream, ByteSpan message);
   void handle_stream_reset(uint16_t stream);
+  void close_all_channels();  // every channel, assigned or pending, ends
   void handle_buffered_amount(uint16_t stream, size_t amount);
   void maybe_start_transports();
   void assign_stream_ids();
