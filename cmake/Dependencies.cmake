@@ -10,3 +10,6 @@ find_package(CLI11 REQUIRED)
 if(RTCMESH_TESTS)
   find_package(GTest REQUIRED)
 endif()
+# Hub and signaling client: Boost.Asio/Beast (header-only), prometheus-cpp core (text exposition).
+find_package(Boost 1.81 REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED COMPONENTS core)

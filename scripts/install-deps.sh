@@ -10,6 +10,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libnice-dev libglib2.0-dev libusrsctp-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
+  libboost1.81-dev prometheus-cpp-dev python3-websockets
   python3 python3-aiortc chromium coturn nftables iproute2 util-linux
 )
 # Node.js may come from elsewhere on the machine (the image has its own); only

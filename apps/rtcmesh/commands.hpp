@@ -14,5 +14,7 @@ using Runner = std::function<int()>;
 
 Runner add_connect_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
+Runner add_hub_command(CLI::App& app);
+Runner add_peer_command(CLI::App& app);
 
 }  // namespace rtcmesh::app

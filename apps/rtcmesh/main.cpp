@@ -1,4 +1,4 @@
-// rtcmesh: one binary, subcommands (connect, bench, ...).
+// rtcmesh: one binary, subcommands (connect, hub, peer, bench, ...).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "rtcmesh 0.1.0");
   auto connect = rtcmesh::app::add_connect_command(app);
   auto bench = rtcmesh::app::add_bench_command(app);
+  auto hub = rtcmesh::app::add_hub_command(app);
+  auto peer = rtcmesh::app::add_peer_command(app);
   auto known = [&](const char* name) {
     for (auto* sub : app.get_subcommands({})) {
       if (sub->get_name() == name) return true;
@@ -28,5 +30,7 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("connect")) return connect();
   if (app.got_subcommand("bench")) return bench();
+  if (app.got_subcommand("hub")) return hub();
+  if (app.got_subcommand("peer")) return peer();
   return 2;
 }

@@ -1,0 +1,1 @@
+// Placeholder; the hub lands here.

@@ -1,0 +1,1 @@
+// Placeholder; the signaling client lands here.
