@@ -1,79 +1,155 @@
 #!/usr/bin/env python3
-"""The main job, for now: two local rtcmesh peers connect and exchange data.
+"""The main job: a local swarm.
 
-Starts `rtcmesh connect --offer` and `rtcmesh connect --answer --echo` as two
-processes, hands the offer and the answer across (that is all a signaling
-server would do), then sends a few text lines and a binary message and prints
-what happened, with timings. Every byte goes peer to peer over 127.0.0.1,
-encrypted with DTLS, in SCTP, through ICE.
+  scripts/demo.py RTCMESH            interactive: a hub with the web page on
+                                     http://127.0.0.1:8000/ and a native peer on this
+                                     terminal; open the page in two browser tabs.
+  scripts/demo.py RTCMESH --check    unattended (CI, no terminal): a hub and three
+                                     native peers form a mesh, chat, and send a file;
+                                     prints a timeline and exits 0 when all of it worked.
 """
-import base64
 import hashlib
 import json
 import os
+import queue
+import re
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
-binary = sys.argv[1] if len(sys.argv) > 1 else "build/release/apps/rtcmesh/rtcmesh"
+binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/apps/rtcmesh/rtcmesh")
+check = "--check" in sys.argv[2:]
+T0 = time.monotonic()
 
 
-def start(role, *extra):
-    return subprocess.Popen(
-        [binary, "connect", role, "--loopback", *extra],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+def ms():
+    return f"{(time.monotonic() - T0) * 1000:8.1f} ms"
 
 
-def relay_stderr(name, proc):
-    for line in proc.stderr:
-        print(f"  [{name}] {line.rstrip()}", flush=True)
+def start_hub(listen):
+    hub = subprocess.Popen([binary, "hub", "--listen", listen], stderr=subprocess.PIPE, text=True)
+    for line in hub.stderr:
+        m = re.search(r"listening on (https?://[^/ ]+)/", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in hub.stderr], daemon=True).start()
+            return hub, m.group(1)
+        sys.stderr.write(line)
+    raise SystemExit("demo: the hub did not start")
 
 
-def main():
-    t0 = time.monotonic()
-    ms = lambda: f"{(time.monotonic() - t0) * 1000:7.1f} ms"
-    alice = start("--offer", "--label", "demo")
-    bob = start("--answer", "--echo")
-    for name, proc in (("alice", alice), ("bob", bob)):
-        threading.Thread(target=relay_stderr, args=(name, proc), daemon=True).start()
+def interactive():
+    hub, base = start_hub("127.0.0.1:8000")
+    ws = base.replace("http", "ws", 1) + "/signaling"
+    print(f"\n  hub: {base}/  (signaling {ws})")
+    print(f"  open {base}/?room=demo in two browser tabs; this terminal is a native peer.")
+    print("  type a line to chat, /peers to list peers, /send PEER FILE to send a file, /quit to stop.\n",
+          flush=True)
+    try:
+        subprocess.call([binary, "peer", "--hub", ws, "--room", "demo", "--name", "terminal"])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub.send_signal(signal.SIGINT)
+        hub.wait(timeout=10)
 
-    offer = alice.stdout.readline()
-    print(f"{ms()}  alice -> bob   offer ({len(json.loads(offer)['sdp'])} bytes of SDP)", flush=True)
-    bob.stdin.write(offer)
-    answer = bob.stdout.readline()
-    print(f"{ms()}  bob -> alice   answer ({len(json.loads(answer)['sdp'])} bytes of SDP)", flush=True)
-    alice.stdin.write(answer)
 
-    lines = ["hello from alice", "the hub only introduces peers", "data flows peer to peer"]
-    for line in lines:
-        alice.stdin.write(line + "\n")
-    blob = os.urandom(200_000)
-    alice.stdin.write("binary:" + base64.b64encode(blob).decode() + "\n")
-    alice.stdin.flush()
+class Peer:
+    def __init__(self, name, ws, downloads):
+        self.name = name
+        self.events = queue.Queue()
+        self.proc = subprocess.Popen(
+            [binary, "peer", "--hub", ws, "--room", "demo", "--id", name, "--json",
+             "--download-dir", downloads, "--quiet"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1)
+        threading.Thread(target=self._read, daemon=True).start()
 
-    ok = True
-    for line in lines:
-        got = bob.stdout.readline().rstrip("\n")
-        echoed = alice.stdout.readline().rstrip("\n")
-        print(f"{ms()}  bob received {got!r}; alice got the echo {echoed!r}", flush=True)
-        ok &= got == line and echoed == line
-    got = bob.stdout.readline().rstrip("\n")
-    echoed = alice.stdout.readline().rstrip("\n")
-    for who, text in (("bob", got), ("alice (echo)", echoed)):
-        data = base64.b64decode(text[len("binary:"):]) if text.startswith("binary:") else b""
-        same = data == blob
-        ok &= same
-        print(f"{ms()}  {who} received {len(data)} binary bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}..."
-              f" {'intact' if same else 'CORRUPT'}", flush=True)
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                pass
 
-    alice.stdin.close()  # end of input: alice closes the channel, bob sees it and exits
-    codes = (alice.wait(timeout=10), bob.wait(timeout=10))
-    print(f"{ms()}  both peers exited with {codes}", flush=True)
-    ok &= codes == (0, 0)
-    print("demo:", "OK, two peers connected and exchanged data" if ok else "FAILED")
-    return 0 if ok else 1
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait(self, pred, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ev = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if pred(ev):
+                return ev
+        raise SystemExit(f"demo: {self.name} did not see {what} within {timeout} s")
+
+
+def unattended():
+    hub, base = start_hub("127.0.0.1:0")
+    ws = base.replace("http", "ws", 1) + "/signaling"
+    print(f"{ms()}  hub up at {base}/ (signaling {ws})", flush=True)
+    tmp = tempfile.mkdtemp(prefix="rtcmesh-demo-")
+    names = ["alice", "bob", "carol"]
+    peers = {}
+    try:
+        for n in names:
+            peers[n] = Peer(n, ws, os.path.join(tmp, n))
+            peers[n].wait(lambda e: e.get("event") == "joined", "its welcome")
+            print(f"{ms()}  {n} joined room demo", flush=True)
+        for n, p in peers.items():
+            opened = set()
+            while len(opened) < len(names) - 1:
+                ev = p.wait(lambda e: e.get("event") == "channel-open", "channel-open")
+                opened.add(ev["peer"])
+            print(f"{ms()}  {n} has direct data channels to {', '.join(sorted(opened))}", flush=True)
+        for n, p in peers.items():
+            p.send(f"hello from {n}")
+        for n, p in peers.items():
+            got = set()
+            while len(got) < len(names) - 1:
+                ev = p.wait(lambda e: e.get("event") == "chat", "chat")
+                got.add(ev["from"])
+            print(f"{ms()}  {n} got chat from {', '.join(sorted(got))}", flush=True)
+        path = os.path.join(tmp, "payload.bin")
+        data = os.urandom(8 * 1024 * 1024)
+        with open(path, "wb") as f:
+            f.write(data)
+        digest = hashlib.sha256(data).hexdigest()
+        t = time.monotonic()
+        peers["alice"].send(f"/send bob {path}")
+        ev = peers["bob"].wait(lambda e: e.get("event") == "file-received", "the file", 60)
+        secs = time.monotonic() - t
+        ok = ev.get("ok") and ev.get("sha256") == digest
+        print(f"{ms()}  bob received {ev.get('name')} ({ev.get('size')} bytes) in {secs:.2f} s, "
+              f"sha256 {'matches' if ok else 'DIFFERS'}", flush=True)
+        peers["alice"].send("/peers")
+        table = peers["alice"].wait(lambda e: e.get("event") == "peers", "its peer table")
+        for row in table["peers"]:
+            print(f"{ms()}  alice -> {row.get('peer')}: {row.get('state')}, pair {row.get('pair')}, "
+                  f"rtt {row.get('rtt_ms')} ms", flush=True)
+        if not ok:
+            raise SystemExit("demo: file transfer failed")
+        print("demo: ok: a hub introduced three native peers; chat and files went peer to peer")
+    finally:
+        for p in peers.values():
+            p.proc.send_signal(signal.SIGINT)
+        for p in peers.values():
+            try:
+                p.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.proc.kill()
+        hub.send_signal(signal.SIGINT)
+        hub.wait(timeout=10)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if check:
+        unattended()
+    else:
+        interactive()

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every bad argument exits 2
   }
   if (app.got_subcommand("connect")) return connect();
   if (app.got_subcommand("bench")) return bench();

@@ -715,7 +715,17 @@ Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const s
     pending_channels_.push_back(channel);
     if (dtls_role_ && dtls_) assign_stream_ids();
   }
-  if (sctp_connected_ && channel->stream >= 0) open_channel(channel);
+  if (sctp_connected_ && channel->stream >= 0) {
+    // On a live association the channel opens in a later task, as in browsers: the
+    // caller attaches on_open after create_data_channel returns and must still see it.
+    loop->post([weak = weak_from_this(), channel] {
+      auto self = weak.lock();
+      if (self && !self->closed_ && self->sctp_connected_ &&
+          channel->state == DataChannelState::Connecting) {
+        self->open_channel(channel);
+      }
+    });
+  }
   return channel;
 }
 
