@@ -84,8 +84,6 @@ Runner add_hub_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-relay", o.no_relay, "Refuse `relay` messages");
   cmd->add_option("--web-root", o.web_root, "Serve the browser client from DIR instead of the embedded copy");
-  cmd->add_option("--threads", o.threads, "Network threads (the hub core runs on one; see docs/hub.md)")
-      ->capture_default_str();
 
   auto* token = cmd->add_subcommand("token", "Print an HS256 access token (JWT) for a room and peer");
   token->add_option("--secret", args->token_secret, "The hub's --token-secret")->required();

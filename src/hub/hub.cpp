@@ -1387,7 +1387,6 @@ std::string validate_options(const HubOptions& o) {
   if (o.peer_timeout_ms < 10) return "--peer-timeout must be at least 10 ms";
   if (o.heartbeat_interval_ms < 1) return "--heartbeat-interval must be positive";
   if (o.turn_ttl_seconds < 1) return "--turn-ttl must be positive";
-  if (o.threads < 1 || o.threads > 64) return "--threads must be between 1 and 64";
   if (!o.web_root.empty() && !std::filesystem::is_directory(o.web_root)) {
     return "--web-root " + o.web_root + " is not a directory";
   }

@@ -31,7 +31,6 @@ struct HubOptions {
   int64_t heartbeat_interval_ms = 30000;
   bool no_relay = false;
   std::string web_root;  // empty = the embedded copy
-  int threads = 1;
 };
 
 // Checks options that can be checked without touching the network; returns an

@@ -895,7 +895,8 @@ std::vector<PeerInfo> Mesh::Impl::snapshot() {
         info.pair = pair.local.candidate_type + "/" + pair.remote.candidate_type;
         if (pair.current_round_trip_time) info.rtt_ms = *pair.current_round_trip_time * 1000.0;
       }
-      if (!info.rtt_ms && l.app_rtt_ms) info.rtt_ms = l.app_rtt_ms;
+      // The app-level ping is timed in microseconds; SCTP's srtt has millisecond steps.
+      if (l.app_rtt_ms) info.rtt_ms = l.app_rtt_ms;
     }
     info.relayed = !info.channel_open && relay_allowed(p);
     out.push_back(std::move(info));

@@ -709,7 +709,7 @@ async def case_idle_timeout():
 
 
 async def case_slow_consumer():
-    hub = Hub("--max-write-queue", "65536", "--threads", "2")
+    hub = Hub("--max-write-queue", "65536")
     by = await Bystanders(hub).start()
     raw = await asyncio.to_thread(RawWS, hub.port, 4096)
     raw.send_json({"type": "join", "room": "demo", "peer": "slow"})
@@ -828,7 +828,7 @@ async def case_unmasked_frame():
 
 
 async def case_half_handshakes():
-    hub = Hub("--threads", "2")
+    hub = Hub()
     by = await Bystanders(hub).start()
     base = await asyncio.to_thread(hub.gauge, "rtcmesh_hub_connections")
     health0 = (await asyncio.to_thread(hub.health)).get("connections")
