@@ -294,7 +294,7 @@ void append_close_frame(std::string& out, uint16_t code, std::string_view reason
   payload[0] = static_cast<char>(code >> 8);
   payload[1] = static_cast<char>(code & 0xFF);
   const size_t n = std::min<size_t>(reason.size(), sizeof(payload) - 2);
-  std::memcpy(payload + 2, reason.data(), n);
+  if (n > 0) std::memcpy(payload + 2, reason.data(), n);
   append_frame(out, WsOpcode::Close, std::string_view(payload, n + 2));
 }
 
