@@ -2,25 +2,35 @@
 // their buffers, so nothing takes a lock (see docs/hub.md for the measurements
 // behind that choice).
 //
-// Per connection the hub keeps no read buffer while idle: a plain socket waits for
-// readability and then reads into one shared scratch buffer, which the WebSocket
+// Plain sockets sit in an epoll set of the hub's own (registered once, edge-
+// triggered), which Asio waits on as one descriptor: Asio's own reactor would issue
+// an epoll_ctl for every wait. Per connection the hub keeps no read buffer while
+// idle: ready sockets are read into one shared scratch buffer, which the WebSocket
 // decoder unmasks in place. Outgoing frames are appended to one string per
-// connection and flushed with one write per event-loop turn (write coalescing).
+// connection and sent with one direct send per loop turn (write coalescing).
 #include "hub/hub.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <cerrno>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -57,6 +67,11 @@ constexpr size_t kMaxHttpHeader = 16 * 1024;
 constexpr int64_t kCloseGraceMs = 5000;
 // Kept after a write when the connection goes quiet; larger buffers are released.
 constexpr size_t kKeepBufferBytes = 1024;
+// Bytes read from one connection per event-loop turn before the others get theirs.
+constexpr size_t kReadBudgetBytes = 256 * 1024;
+// Events taken from the plain-socket epoll set per turn, and accepts per wake-up.
+constexpr int kPollEvents = 256;
+constexpr int kAcceptBatch = 64;
 
 int64_t mono_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -274,18 +289,38 @@ class Server {
         accept_retry_timer_(io),
         shutdown_timer_(io),
         signals_(io, SIGINT, SIGTERM),
+        poll_wait_(io),
         scratch_(kScratchBytes) {
     for (const auto& asset : embedded_web_assets()) assets_.emplace(asset.path, &asset);
   }
+  ~Server() {
+    // Connections closed in the last turn hold themselves here; free them while the
+    // server they unregister from still exists.
+    carry_.clear();
+    graveyard_.clear();
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   error_code listen(const tcp::endpoint& endpoint) {
     error_code ec;
+    const int poll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (poll_fd < 0) return error_code(errno, boost::system::system_category());
+    poll_wait_.assign(poll_fd, ec);
+    if (ec) {
+      ::close(poll_fd);
+      return ec;
+    }
+    protocol_ = endpoint.protocol();
     acceptor_.open(endpoint.protocol(), ec);
     if (ec) return ec;
     acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
     acceptor_.bind(endpoint, ec);
     if (ec) return ec;
     acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return ec;
+    // accept4() runs until EAGAIN after each wake-up.
+    acceptor_.non_blocking(true, ec);
     return ec;
   }
 
@@ -296,6 +331,7 @@ class Server {
     now_ = mono_ms();
     accept();
     sweep();
+    arm_poll();
     signals_.async_wait([this](const error_code& ec, int) {
       if (!ec) shutdown();
     });
@@ -310,6 +346,23 @@ class Server {
   Counters& counters() { return counters_; }
   ClientMessage& message_scratch() { return message_; }
   bool shutting_down() const { return shutting_down_; }
+  asio::io_context& io() { return io_; }
+  int poll_fd() { return poll_wait_.native_handle(); }
+
+  // A closed plain connection keeps itself alive until the current turn is over
+  // (events already taken from epoll may still name it).
+  void retire(std::shared_ptr<Connection> c) {
+    graveyard_.push_back(std::move(c));
+    if (!in_poll_ && !reap_posted_) {
+      reap_posted_ = true;
+      asio::post(io_, [this] {
+        reap_posted_ = false;
+        graveyard_.clear();
+      });
+    }
+  }
+  // A connection that used its read budget this turn is read again next turn.
+  void carry(std::shared_ptr<Connection> c) { carry_.push_back(std::move(c)); }
 
   void count_rejection(std::string_view reason) {
     auto it = counters_.rejections.find(reason);
@@ -330,7 +383,8 @@ class Server {
   void remove(Connection* c);
   void mark_dirty(std::shared_ptr<Connection> c) {
     dirty_.push_back(std::move(c));
-    if (!flush_posted_) {
+    // Inside poll() the flush comes at the end of the turn anyway.
+    if (!flush_posted_ && !in_poll_) {
       flush_posted_ = true;
       asio::post(io_, [this] { flush_dirty(); });
     }
@@ -378,21 +432,35 @@ class Server {
 
  private:
   void accept();
+  void start_connection(int fd);
   void sweep();
+  void arm_poll();
+  void poll();
   void flush_dirty();
+  void flush_now();
   void shutdown();
   void wait_for_drain();
 
   HubOptions opt_;
   asio::io_context& io_;
   tcp::acceptor acceptor_;
+  tcp protocol_ = tcp::v4();
   ssl::context* tls_;
   asio::steady_timer sweep_timer_;
   asio::steady_timer accept_retry_timer_;
   asio::steady_timer shutdown_timer_;
   asio::signal_set signals_;
+  // Plain (non-TLS) sockets live in this epoll set of our own, registered once,
+  // edge-triggered, for reading and writing: Asio's reactor would issue an
+  // epoll_ctl for every wait. Asio waits on the set itself.
+  asio::posix::stream_descriptor poll_wait_;
+  bool in_poll_ = false;
+  bool reap_posted_ = false;
   std::vector<uint8_t> scratch_;
   std::vector<Connection*> all_;
+  std::vector<std::shared_ptr<Connection>> graveyard_;
+  std::vector<std::shared_ptr<Connection>> carry_;
+  std::vector<std::shared_ptr<Connection>> carrying_;
   size_t websocket_count_ = 0;
   std::unordered_map<std::string, std::unique_ptr<Room>> rooms_;
   size_t peer_count_ = 0;
@@ -413,25 +481,47 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
  public:
   enum class Phase : uint8_t { Handshake, Http, WebSocket, Closing, Closed };
 
+  // TLS: an Asio socket, driven by Asio's reactor.
   Connection(Server& server, tcp::socket socket)
       : server_(server), socket_(std::move(socket)), decoder_(server.options().max_frame) {
     last_activity_ = server_.now();
     server_.add(this);
   }
-  ~Connection() override { server_.remove(this); }
+  // Plain: a non-blocking descriptor in the server's own epoll set.
+  Connection(Server& server, int fd)
+      : server_(server), socket_(server.io()), fd_(fd), decoder_(server.options().max_frame) {
+    last_activity_ = server_.now();
+    server_.add(this);
+  }
+  ~Connection() override {
+    if (fd_ >= 0) ::close(fd_);
+    server_.remove(this);
+  }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   void start(ssl::context* tls) {
+    http_ = std::make_unique<HttpState>();
+    if (!tls) {
+      const int one = 1;
+      ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.ptr = this;
+      if (::epoll_ctl(server_.poll_fd(), EPOLL_CTL_ADD, fd_, &ev) != 0) {
+        RTCMESH_LOG(Warn, "hub", "epoll_ctl: " << std::strerror(errno));
+        ::close(fd_);
+        fd_ = -1;
+        phase_ = Phase::Closed;
+        return;
+      }
+      self_ = shared_from_this();
+      phase_ = Phase::Http;
+      return;
+    }
     error_code ec;
     socket_.non_blocking(true, ec);
     socket_.set_option(tcp::no_delay(true), ec);
-    http_ = std::make_unique<HttpState>();
-    if (!tls) {
-      phase_ = Phase::Http;
-      read();
-      return;
-    }
     tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, *tls);
     // Idle TLS connections should not pin OpenSSL's 16 KiB record buffers.
     SSL_set_mode(tls_->native_handle(), SSL_MODE_RELEASE_BUFFERS);
@@ -453,6 +543,30 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
   int64_t closing_deadline() const { return closing_deadline_; }
   bool overflowed() const { return overflow_; }
   const std::string& peer() const { return peer_; }
+
+  // Readiness of a plain socket, from Server::poll().
+  void on_events(uint32_t events) {
+    if (phase_ == Phase::Closed) return;
+    if ((events & EPOLLOUT) && writing_) continue_write();
+    if (phase_ == Phase::Closed) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      // After a hang-up or an error only EAGAIN or EOF proves the socket was drained.
+      read_direct((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+    }
+  }
+  // Stopped by the read budget last turn: data may be left with no new edge to come.
+  void on_carried() {
+    if (phase_ != Phase::Closed) read_direct(true);
+  }
+
+  // From the sweep: a connection that wrote nothing since the last sweep gives back
+  // its output buffer.
+  void trim_if_quiet() {
+    if (!wrote_ && !writing_ && out_.empty() && out_.capacity() > kKeepBufferBytes) {
+      std::string().swap(out_);
+    }
+    wrote_ = false;
+  }
 
   // Timeout: silent for peer_timeout.
   void time_out() {
@@ -495,9 +609,15 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
     phase_ = Phase::Closed;
     if (was_websocket && counted_) server_.websocket_closed();
     counted_ = false;
+    http_.reset();
+    if (fd_ >= 0) {
+      ::close(fd_);  // also leaves the epoll set
+      fd_ = -1;
+      server_.retire(std::move(self_));
+      return;
+    }
     error_code ec;
     socket_.close(ec);
-    http_.reset();
   }
 
   // Queues a text frame (a followed by b). Dropped once the connection is closing.
@@ -528,47 +648,47 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
   };
 
   // --- reading ---
+  // TLS only; plain sockets are read from Server::poll().
   void read() {
-    if (tls_) {
-      if (tls_buffer_.size() < kTlsReadBytes) tls_buffer_.resize(kTlsReadBytes);
-      tls_->async_read_some(asio::buffer(tls_buffer_),
-                            [self = shared_from_this()](const error_code& ec, size_t n) {
-                              if (self->phase_ == Phase::Closed) return;
-                              if (ec) {
-                                self->close_now();
-                                return;
-                              }
-                              self->server_.touch_clock();
-                              self->on_bytes(reinterpret_cast<uint8_t*>(self->tls_buffer_.data()), n);
-                              if (self->phase_ != Phase::Closed) self->read();
-                            });
-      return;
-    }
-    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
-      self->on_readable(ec);
-    });
+    if (tls_buffer_.size() < kTlsReadBytes) tls_buffer_.resize(kTlsReadBytes);
+    tls_->async_read_some(asio::buffer(tls_buffer_),
+                          [self = shared_from_this()](const error_code& ec, size_t n) {
+                            if (self->phase_ == Phase::Closed) return;
+                            if (ec) {
+                              self->close_now();
+                              return;
+                            }
+                            self->server_.touch_clock();
+                            self->on_bytes(reinterpret_cast<uint8_t*>(self->tls_buffer_.data()), n);
+                            if (self->phase_ != Phase::Closed) self->read();
+                          });
   }
 
-  void on_readable(const error_code& wait_ec) {
-    if (phase_ == Phase::Closed) return;
-    if (wait_ec) {
-      close_now();
-      return;
-    }
+  // Plain socket: reads into the shared scratch buffer until the socket is drained
+  // or this turn's budget is used. A read shorter than the buffer drained it (a later
+  // arrival raises a new edge), unless the peer hung up.
+  void read_direct(bool until_eagain) {
     auto& scratch = server_.scratch();
-    error_code ec;
-    const size_t n = socket_.read_some(asio::buffer(scratch), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      read();
+    size_t total = 0;
+    for (;;) {
+      const ssize_t n = ::recv(fd_, scratch.data(), scratch.size(), 0);
+      if (n > 0) {
+        const size_t got = static_cast<size_t>(n);
+        on_bytes(scratch.data(), got);
+        if (phase_ == Phase::Closed) return;
+        if (got < scratch.size() && !until_eagain) return;
+        total += got;
+        if (total >= kReadBudgetBytes) {
+          server_.carry(shared_from_this());
+          return;
+        }
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      close_now();  // EOF or a socket error
       return;
     }
-    if (ec) {
-      close_now();
-      return;
-    }
-    server_.touch_clock();
-    on_bytes(scratch.data(), n);
-    if (phase_ != Phase::Closed) read();
   }
 
   void on_bytes(uint8_t* data, size_t n) {
@@ -1136,16 +1256,63 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
       if (close_after_flush_) finish_close();
       return;
     }
+    wrote_ = true;
+    if (!tls_) {
+      // Plain socket: write now; only a full socket buffer waits for EPOLLOUT, with
+      // the rest moved to inflight_ so that out_ keeps collecting.
+      size_t sent = 0;
+      if (!send_direct(out_, sent)) return;
+      if (sent == out_.size()) {
+        out_.clear();  // the capacity stays until a quiet sweep (trim_if_quiet)
+        if (close_after_flush_) finish_close();
+        return;
+      }
+      inflight_.assign(out_, sent);
+      out_.clear();
+      writing_ = true;
+      return;
+    }
     inflight_.swap(out_);
     writing_ = true;
-    auto done = [self = shared_from_this()](const error_code& ec, size_t) {
-      self->on_written(ec);
-    };
-    if (tls_) {
-      asio::async_write(*tls_, asio::buffer(inflight_), std::move(done));
-    } else {
-      asio::async_write(socket_, asio::buffer(inflight_), std::move(done));
+    asio::async_write(*tls_, asio::buffer(inflight_),
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                        self->on_written(ec);
+                      });
+  }
+
+  // Sends buf from `sent` on until done or EAGAIN. False when the socket failed
+  // (the connection is closed then).
+  bool send_direct(const std::string& buf, size_t& sent) {
+    while (sent < buf.size()) {
+      const ssize_t n = ::send(fd_, buf.data() + sent, buf.size() - sent, MSG_NOSIGNAL);
+      if (n >= 0) {
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      writing_ = false;
+      close_now();
+      return false;
     }
+    return true;
+  }
+
+  // EPOLLOUT while a plain write waits.
+  void continue_write() {
+    size_t sent = 0;
+    if (!send_direct(inflight_, sent)) return;
+    if (sent < inflight_.size()) {
+      inflight_.erase(0, sent);
+      return;
+    }
+    writing_ = false;
+    std::string().swap(inflight_);
+    if (out_.empty()) {
+      if (close_after_flush_) finish_close();
+      return;
+    }
+    start_write();
   }
 
   void on_written(const error_code& ec) {
@@ -1170,13 +1337,19 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
       phase_ = Phase::Closing;
       closing_deadline_ = server_.now() + kCloseGraceMs;
     }
+    if (fd_ >= 0) {
+      if (::shutdown(fd_, SHUT_WR) != 0) close_now();
+      return;
+    }
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) close_now();
   }
 
   Server& server_;
-  tcp::socket socket_;
+  tcp::socket socket_;  // TLS connections only
+  int fd_ = -1;         // plain connections only
+  std::shared_ptr<Connection> self_;  // a plain connection owns itself while open
   std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
   std::unique_ptr<HttpState> http_;
   std::string tls_buffer_;
@@ -1199,6 +1372,7 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
   bool close_after_flush_ = false;
   bool overflow_ = false;
   bool counted_ = false;
+  bool wrote_ = false;  // since the last sweep
 
  public:
   size_t index_ = 0;  // position in Server::all_
@@ -1219,24 +1393,87 @@ void Server::remove(Connection* c) {
 }
 
 void Server::accept() {
-  acceptor_.async_accept([this](const error_code& ec, tcp::socket socket) {
-    if (shutting_down_) return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      // Out of descriptors (EMFILE/ENFILE) or a transient error: back off a little
-      // instead of spinning on a listening socket that stays readable.
-      RTCMESH_LOG(Warn, "hub", "accept: " << ec.message());
+  acceptor_.async_wait(tcp::acceptor::wait_read, [this](const error_code& ec) {
+    if (shutting_down_ || ec == asio::error::operation_aborted) return;
+    touch_clock();
+    for (int i = 0; !ec && i < kAcceptBatch; ++i) {
+      const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        start_connection(fd);
+        if (shutting_down_) return;
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      // The connection went away before we took it.
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+      // Out of descriptors (EMFILE/ENFILE) or memory: back off a little instead of
+      // spinning on a listening socket that stays readable.
+      RTCMESH_LOG(Warn, "hub", "accept: " << std::strerror(errno));
       accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
       accept_retry_timer_.async_wait([this](const error_code& tec) {
         if (!tec) accept();
       });
       return;
     }
-    touch_clock();
-    auto connection = std::make_shared<Connection>(*this, std::move(socket));
-    connection->start(tls_);
+    if (ec) {
+      RTCMESH_LOG(Warn, "hub", "accept wait: " << ec.message());
+      accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
+      accept_retry_timer_.async_wait([this](const error_code& tec) {
+        if (!tec) accept();
+      });
+      return;
+    }
     accept();
   });
+}
+
+void Server::start_connection(int fd) {
+  if (!tls_) {
+    std::make_shared<Connection>(*this, fd)->start(nullptr);
+    return;
+  }
+  tcp::socket socket(io_);
+  error_code ec;
+  socket.assign(protocol_, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  std::make_shared<Connection>(*this, std::move(socket))->start(tls_);
+}
+
+void Server::arm_poll() {
+  poll_wait_.async_wait(asio::posix::descriptor_base::wait_read, [this](const error_code& ec) {
+    if (!ec) poll();
+  });
+}
+
+// One turn over the plain sockets: take what epoll reports, read each ready socket
+// until drained (or its budget), handle every message, then write each connection's
+// output with one send. Asio then waits on the set again, running timers, TLS and
+// accepts in between.
+void Server::poll() {
+  touch_clock();
+  in_poll_ = true;
+  carrying_.swap(carry_);
+  for (auto& c : carrying_) c->on_carried();
+  carrying_.clear();
+  std::array<epoll_event, kPollEvents> events;
+  const int n = ::epoll_wait(poll_wait_.native_handle(), events.data(), kPollEvents, 0);
+  // Connections closed during the turn stay allocated in graveyard_ until its end.
+  for (int i = 0; i < n; ++i) {
+    static_cast<Connection*>(events[static_cast<size_t>(i)].data.ptr)
+        ->on_events(events[static_cast<size_t>(i)].events);
+  }
+  in_poll_ = false;
+  flush_now();
+  graveyard_.clear();
+  if (n == kPollEvents || !carry_.empty()) {
+    asio::post(io_, [this] { poll(); });
+  } else {
+    arm_poll();
+  }
 }
 
 void Server::sweep() {
@@ -1248,6 +1485,7 @@ void Server::sweep() {
     touch_clock();
     std::vector<std::shared_ptr<Connection>> expired;
     for (Connection* c : all_) {
+      c->trim_if_quiet();
       const auto phase = c->phase();
       if (phase == Connection::Phase::Closing) {
         if (now_ > c->closing_deadline()) expired.push_back(c->shared_from_this());
@@ -1268,6 +1506,10 @@ void Server::sweep() {
 
 void Server::flush_dirty() {
   flush_posted_ = false;
+  flush_now();
+}
+
+void Server::flush_now() {
   flushing_.swap(dirty_);
   for (auto& c : flushing_) c->flush();
   flushing_.clear();

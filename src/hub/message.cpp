@@ -1,19 +1,29 @@
 #include "hub/message.hpp"
 
 #include <array>
+#include <bit>
 #include <cstring>
+#include <type_traits>
 
 namespace rtcmesh::hub {
 namespace {
 
 enum class Kind : uint8_t { String, Number, Object, Array, True, False, Null };
 
+// Filled by scan_top_level for the first `count` slots only. Trivially constructible
+// (raw pointers, not string_views) so that a parse does not pay for clearing 64.
 struct Member {
-  std::string_view key;    // decoded name
-  std::string_view value;  // raw JSON of the value
-  Kind kind = Kind::Null;
-  bool integer = false;  // a Number without fraction or exponent
+  const char* key_data;
+  size_t key_size;
+  const char* value_data;
+  size_t value_size;
+  Kind kind;
+  bool integer;  // a Number without fraction or exponent
+
+  std::string_view key() const { return {key_data, key_size}; }      // decoded name
+  std::string_view value() const { return {value_data, value_size}; }  // raw JSON
 };
+static_assert(std::is_trivially_default_constructible_v<Member>);
 
 // More top-level members than this is refused as bad_message (it also bounds the
 // duplicate-name check).
@@ -71,17 +81,15 @@ class Scanner {
     if (!consume('"')) return false;
     const char* run = p_;
     for (;;) {
-      // Eight bytes at a time until a quote, backslash or control character.
-      while (end_ - p_ >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p_, 8);
-        constexpr uint64_t ones = 0x0101010101010101ULL;
-        constexpr uint64_t highs = 0x8080808080808080ULL;
-        const uint64_t q = w ^ (ones * '"');
-        const uint64_t b = w ^ (ones * '\\');
-        const uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w);
-        if (hit & highs) break;
-        p_ += 8;
+      skip_plain();
+      // Validation only (SDP, mostly): step over one-letter escapes such as the
+      // "\\r\\n" of every SDP line without the decoding switch below.
+      if (!decoded) {
+        while (end_ - p_ >= 2 && p_[0] == '\\' && is_short_escape(p_[1])) {
+          escaped = true;
+          p_ += 2;
+          skip_plain();
+        }
       }
       if (p_ == end_) return false;
       const char c = *p_;
@@ -90,11 +98,7 @@ class Scanner {
         ++p_;
         return true;
       }
-      if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c != '\\') {
-        ++p_;
-        continue;
-      }
+      if (c != '\\') return false;  // a control character
       escaped = true;
       if (decoded) decoded->append(run, p_);
       ++p_;
@@ -127,6 +131,44 @@ class Scanner {
           return false;
       }
       run = p_;
+    }
+  }
+
+  // Moves p_ to the next quote, backslash or control character (or the end), eight
+  // bytes at a time. In each test the lowest flagged byte is exact (a borrow only
+  // runs upwards from a real hit), so p_ jumps straight to it.
+  void skip_plain() {
+    constexpr uint64_t ones = 0x0101010101010101ULL;
+    constexpr uint64_t highs = 0x8080808080808080ULL;
+    while (end_ - p_ >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p_, 8);
+      const uint64_t q = w ^ (ones * '"');
+      const uint64_t b = w ^ (ones * '\\');
+      const uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
+      if (hit != 0) {
+        p_ += first_flagged_byte(hit);
+        return;
+      }
+      p_ += 8;
+    }
+    while (p_ != end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20) ++p_;
+  }
+
+  static bool is_short_escape(char e) {
+    switch (e) {
+      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  static size_t first_flagged_byte(uint64_t hit) {
+    if constexpr (std::endian::native == std::endian::little) {
+      return static_cast<size_t>(std::countr_zero(hit)) / 8;
+    } else {
+      return static_cast<size_t>(std::countl_zero(hit)) / 8;
     }
   }
 
@@ -232,9 +274,10 @@ class Scanner {
 enum class ScanResult { Ok, BadJson, TooManyMembers };
 
 // Scans text as one object and lists its top-level members. Escaped member names
-// are decoded into names[i].
+// (rare) are decoded into `names`, which is reserved to text.size() on first use: a
+// decoded name is never longer than its JSON, so the keys' views stay valid.
 ScanResult scan_top_level(std::string_view text, std::array<Member, kMaxMembers>& members,
-                          std::array<std::string, kMaxMembers>& names, size_t& count) {
+                          std::string& names, size_t& count) {
   count = 0;
   Scanner s(text);
   s.skip_ws();
@@ -245,10 +288,16 @@ ScanResult scan_top_level(std::string_view text, std::array<Member, kMaxMembers>
     for (;;) {
       const char* key_begin = s.pos();
       bool escaped = false;
-      std::string* decoded = count < kMaxMembers ? &names[count] : nullptr;
-      if (decoded) decoded->clear();
-      if (!s.string(decoded, escaped)) return ScanResult::BadJson;
+      if (!s.string(nullptr, escaped)) return ScanResult::BadJson;
       const char* key_end = s.pos();
+      std::string_view key(key_begin + 1, static_cast<size_t>(key_end - key_begin - 2));
+      if (escaped && count < kMaxMembers) {
+        if (names.capacity() < text.size()) names.reserve(text.size());
+        const size_t start = names.size();
+        Scanner again(std::string_view(key_begin, static_cast<size_t>(key_end - key_begin)));
+        (void)again.string(&names, escaped);
+        key = std::string_view(names).substr(start);
+      }
       s.skip_ws();
       if (!s.consume(':')) return ScanResult::BadJson;
       s.skip_ws();
@@ -258,9 +307,10 @@ ScanResult scan_top_level(std::string_view text, std::array<Member, kMaxMembers>
       if (!s.value(1, kind, integer)) return ScanResult::BadJson;
       if (count < kMaxMembers) {
         Member& m = members[count];
-        m.key = escaped ? std::string_view(names[count])
-                        : std::string_view(key_begin + 1, static_cast<size_t>(key_end - key_begin - 2));
-        m.value = std::string_view(value_begin, static_cast<size_t>(s.pos() - value_begin));
+        m.key_data = key.data();
+        m.key_size = key.size();
+        m.value_data = value_begin;
+        m.value_size = static_cast<size_t>(s.pos() - value_begin);
         m.kind = kind;
         m.integer = integer;
         ++count;
@@ -297,7 +347,7 @@ class Validator {
 
   const Member* find(std::string_view key) const {
     for (size_t i = 0; i < count_; ++i) {
-      if (members_[i].key == key) return &members_[i];
+      if (members_[i].key() == key) return &members_[i];
     }
     return nullptr;
   }
@@ -316,7 +366,7 @@ class Validator {
     if (m->kind != Kind::String) {
       return reject("bad_message", "\"" + std::string(key) + "\" must be a string");
     }
-    Scanner s(m->value);
+    Scanner s(m->value());
     bool escaped;
     (void)s.string(&out, escaped);
     if (out.size() > max_length) {
@@ -351,10 +401,10 @@ class Validator {
     if (!(m->kind == Kind::Object || (allow_null && m->kind == Kind::Null))) {
       return reject("bad_message", "\"" + std::string(key) + "\" must be an object");
     }
-    if (m->value.size() > max_bytes) {
+    if (m->value().size() > max_bytes) {
       return reject("bad_message", "\"" + std::string(key) + "\" is too large");
     }
-    out = m->value;
+    out = m->value();
     return true;
   }
 
@@ -387,12 +437,12 @@ bool is_valid_id(std::string_view id) {
 
 bool is_json_object(std::string_view text) {
   std::array<Member, kMaxMembers> members;
-  std::array<std::string, kMaxMembers> names;
+  std::string names;
   size_t count;
   if (scan_top_level(text, members, names, count) == ScanResult::BadJson) return false;
   for (size_t i = 0; i < count; ++i) {
     for (size_t j = 0; j < i; ++j) {
-      if (members[i].key == members[j].key) return false;
+      if (members[i].key() == members[j].key()) return false;
     }
   }
   return true;
@@ -401,7 +451,7 @@ bool is_json_object(std::string_view text) {
 bool parse_client_message(std::string_view text, ClientMessage& out, MessageError& error) {
   error = MessageError{};
   std::array<Member, kMaxMembers> members;
-  std::array<std::string, kMaxMembers> names;
+  std::string names;
   size_t count = 0;
   switch (scan_top_level(text, members, names, count)) {
     case ScanResult::BadJson:
@@ -417,9 +467,9 @@ bool parse_client_message(std::string_view text, ClientMessage& out, MessageErro
   }
   for (size_t i = 1; i < count; ++i) {
     for (size_t j = 0; j < i; ++j) {
-      if (members[i].key == members[j].key) {
+      if (members[i].key() == members[j].key()) {
         error.code = "bad_message";
-        error.message = "duplicate member \"" + std::string(members[i].key) + "\"";
+        error.message = "duplicate member \"" + std::string(members[i].key()) + "\"";
         return false;
       }
     }
@@ -429,11 +479,11 @@ bool parse_client_message(std::string_view text, ClientMessage& out, MessageErro
   out.ref = {};
   if (const Member* id = v.find("id")) {
     if ((id->kind != Kind::String && !(id->kind == Kind::Number && id->integer)) ||
-        id->value.size() > 256) {
+        id->value().size() > 256) {
       return v.reject("bad_message", "\"id\" must be a string or an integer");
     }
-    out.ref = id->value;
-    error.ref = id->value;
+    out.ref = id->value();
+    error.ref = id->value();
   }
   const Member* type = v.find("type");
   if (!type || type->kind != Kind::String) {
@@ -442,7 +492,7 @@ bool parse_client_message(std::string_view text, ClientMessage& out, MessageErro
   if (v.find("from")) return v.reject("bad_message", "clients must not send \"from\"");
   std::string type_name;
   {
-    Scanner s(type->value);
+    Scanner s(type->value());
     bool escaped;
     (void)s.string(&type_name, escaped);
   }
