@@ -215,7 +215,7 @@ mesh.addEventListener('file-progress', (e) => {
 
 mesh.addEventListener('file-sent', (e) => {
   const d = e.detail;
-  app.sent.push({ to: d.to, id: d.id, name: d.name, size: d.size, sha256: d.sha256, ok: d.ok, error: d.error ?? null });
+  app.sent.push({ to: d.to, id: d.id, name: d.name, size: d.size, sha256: d.sha256, ok: d.ok, error: d.error ?? null, seconds: d.seconds ?? null });
   const row = transferRow(d.id, '');
   row.label.className = d.ok ? 'ok' : 'bad';
   row.label.textContent = d.ok

@@ -22,6 +22,7 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 const CHUNK = 65536;
+const READ_BLOCK = 16 * CHUNK; // bytes per File read when sending
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 const PROGRESS_MS = 250;
@@ -472,26 +473,31 @@ class Files {
 
       let offset = 0;
       let lastProgress = 0;
-      let next = size > 0 ? file.slice(0, Math.min(maxMsg, size)).arrayBuffer() : null;
+      // One Blob read per READ_BLOCK, not per message: each read is a round trip
+      // to the browser process, and they dominated the sending tab's main thread.
+      const readBlock = (at) => (at < size ? file.slice(at, Math.min(at + READ_BLOCK, size)).arrayBuffer() : null);
+      let next = readBlock(0);
       while (offset < size) {
-        const buf = await next;
-        const end = offset + buf.byteLength;
-        // read ahead while this chunk waits for room in the send buffer
-        next = end < size ? file.slice(end, Math.min(end + maxMsg, size)).arrayBuffer() : null;
-        sha.update(buf);
-        if (ch.bufferedAmount > HIGH_WATER) {
-          await Promise.race([
-            new Promise((resolve) => ch.addEventListener('bufferedamountlow', resolve, { once: true })),
-            closed,
-          ]);
-        }
-        if (closedEarly || ch.readyState !== 'open') throw new Error('the transfer channel closed during the transfer');
-        ch.send(buf);
-        offset = end;
-        const now = Date.now();
-        if (now - lastProgress >= PROGRESS_MS || offset === size) {
-          lastProgress = now;
-          this.mesh.emit('file-progress', { peer, id, name, bytes: offset, size, direction: 'send' });
+        const block = await next;
+        if (block.byteLength === 0) throw new Error(`${name} shrank while being sent`);
+        next = readBlock(offset + block.byteLength); // read ahead while this block is sent
+        sha.update(block);
+        for (let at = 0; at < block.byteLength; at += maxMsg) {
+          if (ch.bufferedAmount > HIGH_WATER) {
+            await Promise.race([
+              new Promise((resolve) => ch.addEventListener('bufferedamountlow', resolve, { once: true })),
+              closed,
+            ]);
+          }
+          if (closedEarly || ch.readyState !== 'open') throw new Error('the transfer channel closed during the transfer');
+          const piece = new Uint8Array(block, at, Math.min(maxMsg, block.byteLength - at));
+          ch.send(piece);
+          offset += piece.byteLength;
+          const now = Date.now();
+          if (now - lastProgress >= PROGRESS_MS || offset === size) {
+            lastProgress = now;
+            this.mesh.emit('file-progress', { peer, id, name, bytes: offset, size, direction: 'send' });
+          }
         }
       }
       if (size === 0) this.mesh.emit('file-progress', { peer, id, name, bytes: 0, size, direction: 'send' });

@@ -46,6 +46,10 @@ struct PeerOptions {
   bool quiet = false;
   bool exit_on_eof = false;
   std::string ca_file;
+  // Part 2.4 timings (ms); tests shorten them.
+  int restart_after = 10000;
+  int restart_timeout = 15000;
+  int relay_after = 20000;
 };
 
 StdinLines* g_stdin = nullptr;
@@ -222,6 +226,9 @@ int run_peer(const PeerOptions& o) {
   mo.peer = id;
   mo.allow_hub_relay = o.allow_hub_relay;
   mo.download_dir = o.download_dir;
+  mo.disconnected_grace = std::chrono::milliseconds(o.restart_after);
+  mo.restart_timeout = std::chrono::milliseconds(o.restart_timeout);
+  mo.relay_after = std::chrono::milliseconds(o.relay_after);
   if (o.loopback || url->loopback_host()) mo.rtc.gather_addresses = {"127.0.0.1"};
   for (const auto& s : o.ice_servers) mo.rtc.ice_servers.push_back({{s}, o.ice_username, o.ice_credential});
   if (o.relay_only) mo.rtc.ice_transport_policy = IceTransportPolicy::Relay;
@@ -349,6 +356,23 @@ Runner add_peer_command(CLI::App& app) {
   cmd->add_flag("--quiet", o->quiet, "Fewer diagnostics on stderr");
   cmd->add_flag("--exit-on-eof", o->exit_on_eof, "Quit at the end of stdin");
   cmd->add_option("--ca-file", o->ca_file, "Extra CA certificate (PEM) to trust for wss://");
+  // Protocol timings (docs/signaling-protocol.md 2.4), for tests and unusual networks.
+  const char* advanced = "Advanced (protocol timings, ms)";
+  cmd->add_option("--restart-after", o->restart_after,
+                  "ICE-restart a connection disconnected this long (impolite side)")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str()
+      ->group(advanced);
+  cmd->add_option("--restart-timeout", o->restart_timeout,
+                  "Replace a restarted connection not connected after this long by a new session")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str()
+      ->group(advanced);
+  cmd->add_option("--relay-after", o->relay_after,
+                  "Allow hub relay to a peer without an open channel after this long (--allow-hub-relay)")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str()
+      ->group(advanced);
   return [o] {
     StdinLines input;
     g_stdin = &input;

@@ -130,6 +130,7 @@ struct Link {
   base::Loop::TimerId grace_timer = 0;
   base::Loop::TimerId restart_timer = 0;
   bool restarting = false;
+  bool ever_connected = false;
   std::string ufrag;
   std::string ping_nonce;
   Clock::time_point ping_sent;
@@ -548,6 +549,14 @@ void Mesh::Impl::on_offer(const std::string& from, const std::string& session, c
   if (it != links.end() && it->second.session == session) {
     // A renegotiation of the same connection: an ICE restart (2.4).
     Link& l = it->second;
+    if (l.state == PeerConnectionState::Failed) {
+      // A failed PeerConnection of the core never becomes connected again (its
+      // DTLS/SCTP are gone): answering would let the other side's ICE connect
+      // to a dead transport. Close it instead; the impolite side starts over (2.2).
+      drop_link(from, "ICE restart offered on a failed connection");
+      if (impolite_towards(from) && joined && room.count(from)) start_offer(from);
+      return;
+    }
     if (l.pc->signaling_state() == SignalingState::HaveLocalOffer) {
       if (impolite_towards(from)) return;  // our own restart offer wins
       l.pc->set_local_description({"rollback", ""});
@@ -564,6 +573,7 @@ void Mesh::Impl::on_offer(const std::string& from, const std::string& session, c
       RTCMESH_LOG(Info, "mesh", "answer to " << from << " failed: " << err);
       return;
     }
+    RTCMESH_LOG(Info, "mesh", "answered an ICE restart from " << from << " session " << session);
     send_description(l, *answer.value);
     return;
   }
@@ -680,9 +690,15 @@ void Mesh::Impl::on_pc_state(const std::string& peer, uint64_t serial, PeerConne
   emit({{"event", "connection"}, {"peer", peer}, {"state", to_string(s)}});
   switch (s) {
     case PeerConnectionState::Connected:
+      l->ever_connected = true;
       if (l->grace_timer) loop->cancel(l->grace_timer);
+      l->grace_timer = 0;
+      // Packets on the old path can bring the state back to connected while our
+      // restart offer is still unanswered; the ICE agent has new credentials by
+      // then and fails unless the answer comes, so the restart deadline stays.
+      if (l->restarting && l->pc->signaling_state() != SignalingState::Stable) break;
       if (l->restart_timer) loop->cancel(l->restart_timer);
-      l->grace_timer = l->restart_timer = 0;
+      l->restart_timer = 0;
       l->restarting = false;
       break;
     case PeerConnectionState::Disconnected:
@@ -729,20 +745,39 @@ void Mesh::Impl::on_trouble(const std::string& peer, uint64_t serial) {
     }
     return;
   }
+  if (l->state == PeerConnectionState::Failed && l->ever_connected && joined && room.count(peer)) {
+    // The core cannot revive a failed PeerConnection with an ICE restart: start
+    // over. (One that never connected keeps the slow path, or a peer without any
+    // usable candidate would be offered a new session in a tight loop.)
+    start_offer(peer);
+    return;
+  }
   if (l->restarting || l->pc->signaling_state() != SignalingState::Stable) {
     if (!l->restarting && joined) start_offer(peer);  // never answered: start over now
     return;
   }
-  l->restarting = true;
   RTCMESH_LOG(Info, "mesh", "ICE restart towards " << peer);
   l->pc->restart_ice();
   auto offer = l->pc->create_offer();
   std::string err = offer ? l->pc->set_local_description(*offer.value) : offer.error;
-  if (err.empty()) send_description(*l, *offer.value);
+  if (!err.empty()) {
+    // A connection that cannot restart is replaced by a new session (2.2).
+    RTCMESH_LOG(Info, "mesh", "ICE restart offer to " << peer << " failed: " << err);
+    if (joined && room.count(peer)) start_offer(peer);
+    else drop_link(peer, "ICE restart failed");
+    return;
+  }
+  l->restarting = true;
+  send_description(*l, *offer.value);
+  if (l->restart_timer) loop->cancel(l->restart_timer);
   l->restart_timer = after(options.restart_timeout, [peer, serial](Impl& self) {
     Link* x = self.link_of(peer, serial);
-    if (!x || x->state == PeerConnectionState::Connected) return;
+    if (!x) return;
     x->restart_timer = 0;
+    if (x->state == PeerConnectionState::Connected && x->pc->signaling_state() == SignalingState::Stable) {
+      x->restarting = false;
+      return;
+    }
     if (self.joined && self.room.count(peer)) self.start_offer(peer);
     else self.drop_link(peer, "ICE restart did not reconnect");
   });

@@ -45,6 +45,11 @@ class Scene:
         self.peers.append(p)
         return p
 
+    def peer_env(self, hub_url, peer_id, extra=(), env=None, room="demo"):
+        p = Peer(BIN, hub_url, peer_id, os.path.join(self.tmp, "dl-" + peer_id), extra, room, env)
+        self.peers.append(p)
+        return p
+
     def close(self):
         for p in self.peers:
             p.quit()

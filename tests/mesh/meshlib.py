@@ -48,7 +48,7 @@ class Hub:
 
 
 class Peer:
-    def __init__(self, binary, hub_url, peer_id, download_dir=None, extra=(), room="demo"):
+    def __init__(self, binary, hub_url, peer_id, download_dir=None, extra=(), room="demo", env=None):
         self.id = peer_id
         self.download_dir = download_dir
         args = [binary, "peer", "--hub", hub_url, "--room", room, "--id", peer_id, "--json",
@@ -57,7 +57,8 @@ class Peer:
             args += ["--download-dir", download_dir]
         args += list(extra)
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+                                     stderr=subprocess.PIPE, text=True, bufsize=1,
+                                     env={**os.environ, **(env or {})})
         self.events = []
         self.stderr = []
         self.cv = threading.Condition()
@@ -115,11 +116,33 @@ class Peer:
         self.send("/peers")
         return self.wait("peers", n=before + 1, timeout=10)[-1]["peers"]
 
+    def wait_stderr(self, text, n=1, timeout=20):
+        """Waits for `n` stderr lines containing `text` (RTCMESH_LOG=info diagnostics)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [l for l in list(self.stderr) if text in l]
+            if len(got) >= n:
+                return got
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"{self.id}: waited for {n}x stderr '{text}'; exit={self.proc.poll()}\n"
+                                     f"events: {self.events[-30:]}\nstderr: {self.stderr[-30:]}")
+            time.sleep(0.05)
+
+    def stderr_count(self, text):
+        return sum(text in l for l in list(self.stderr))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def cont(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def alive(self):
         return self.proc.poll() is None
 
     def quit(self):
         if self.proc.poll() is None:
+            self.cont()  # a test that failed while this peer was stopped
             try:
                 self.send("/quit")
                 self.proc.wait(10)

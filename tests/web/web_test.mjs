@@ -47,7 +47,10 @@ const openPages = new Map(); // id -> page, for the state dump on failure
 async function cleanup() {
   if (browser) { try { await browser.close(); } catch { /* gone */ } browser = null; }
   for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill('SIGCONT'); // a case that failed while a peer was frozen
+      c.kill('SIGTERM');
+    }
   }
   await Promise.all(children.map((c) => waitExit(c, 5000).then((ok) => { if (!ok) c.kill('SIGKILL'); })));
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -109,12 +112,13 @@ async function startHub(port = 0) {
 }
 
 class NativePeer {
-  constructor(hubWs, room, id) {
+  constructor(hubWs, room, id, env = {}) {
     this.id = id;
     this.events = [];
+    this.stderr = [];
     this.downloads = path.join(tmp, `downloads-${id}`);
     this.proc = spawn(binary, ['peer', '--hub', hubWs, '--room', room, '--id', id, '--name', 'Native',
-      '--json', '--download-dir', this.downloads], { stdio: ['pipe', 'pipe', 'pipe'] });
+      '--json', '--download-dir', this.downloads], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     children.push(this.proc);
     readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
       let ev;
@@ -124,6 +128,7 @@ class NativePeer {
     });
     readline.createInterface({ input: this.proc.stderr }).on('line', (line) => {
       diagnostics.push(`native stderr: ${line}`);
+      this.stderr.push(line);
     });
   }
 
@@ -269,6 +274,9 @@ async function browserAndNative() {
 
   // ---- file tab A -> native, through the page's file picker
   const f1 = writeRandomFile('from-tab.bin', 3 * 1000 * 1000 + 123);
+  // Tab B was opened last: tab A is a background page, where Chromium throttles
+  // animation frames and Playwright's click waited ~1.8 s for them.
+  await pages['tab-a'].bringToFront();
   const tSend = Date.now();
   await pages['tab-a'].setInputFiles('#file-input', f1.path);
   await pages['tab-a'].selectOption('#file-peer', 'nat-1');
@@ -283,7 +291,7 @@ async function browserAndNative() {
   const sentA = await waitFor('tab A to see file-result', 10000,
     () => pages['tab-a'].evaluate(() => window.rtcmeshApp.sent.find((s) => s.to === 'nat-1')));
   if (!sentA.ok || sentA.sha256 !== f1.sha256) throw new Error(`tab A reports ${JSON.stringify(sentA)}`);
-  log(`tab A -> native: ${f1.size} B in ${((Date.now() - tSend) / 1000).toFixed(2)} s, sha256 ok on disk`);
+  log(`tab A -> native: ${f1.size} B in ${((Date.now() - tSend) / 1000).toFixed(2)} s (${sentA.seconds} s in the page), sha256 ok on disk`);
 
   // ---- file native -> tab B, via the native peer's /send
   const f2 = writeRandomFile('from-native.bin', 3 * 1000 * 1000 + 77);
@@ -390,7 +398,66 @@ async function hubRestart() {
   log(`the connection survived the hub restart (session ${session}; tab-a reconnect attempts: ${reconnects})`);
 }
 
-const cases = { browser_and_native: browserAndNative, two_tabs: twoTabs, hub_restart: hubRestart };
+// The native peer frozen (SIGSTOP) while connected to a tab (protocol 2.4). 'aa-native'
+// sorts before 'tab-a': the native peer is the impolite side, the tab waits for it. The
+// native peer stays frozen until the tab has seen the connection disconnected for longer
+// than the 10 s after which an impolite side would restart (the tab must not); thawed,
+// the native peer either finds its connection working again (same session) or, if its
+// ICE agent declared the connection failed meanwhile (consent freshness), offers a new
+// session at once. Either way: one connection, one open channel, chat both ways.
+async function nativeStopped() {
+  const room = `web-${crypto.randomBytes(3).toString('hex')}`;
+  const hub = await startHub();
+  browser = await launchBrowser();
+  const context = await browser.newContext();
+  const tab = await openTab(context, hub.http, room, 'tab-a', 'Tab A');
+  const native = new NativePeer(hub.ws, room, 'aa-native', { RTCMESH_LOG: process.env.NATIVE_LOG || 'info' });
+  await waitFor('native <-> tab channel', 20000, async () => native.channelOpen('tab-a') && tabHasOpen(tab, ['aa-native']));
+  const session = (await tabPeers(tab))[0].session;
+  const conn = (page) => page.evaluate(() => {
+    const c = window.rtcmeshApp.mesh.conns.get('aa-native');
+    return c ? { state: c.pc.connectionState, signaling: c.pc.signalingState, restarting: c.restarting, session: c.session } : null;
+  });
+
+  native.proc.kill('SIGSTOP');
+  const tStop = Date.now();
+  await waitFor('the tab to see the connection disconnected', 15000,
+    async () => ['disconnected', 'failed'].includes((await conn(tab))?.state));
+  const tDisconnected = Date.now();
+  log(`tab: connection ${(await conn(tab)).state} ${((tDisconnected - tStop) / 1000).toFixed(1)} s after SIGSTOP`);
+  await sleep(11000); // past the 10 s of 2.4
+  const polite = await conn(tab);
+  if (polite.restarting || polite.signaling !== 'stable' || polite.session !== session) {
+    throw new Error(`the polite tab started a restart itself: ${JSON.stringify(polite)}`);
+  }
+  native.proc.kill('SIGCONT');
+  const tCont = Date.now();
+  await waitFor('the pair connected again', 15000, async () => {
+    const rows = await tabPeers(tab);
+    return rows.length === 1 && rows[0].state === 'connected' && rows[0].channel === 'open' && native.channelOpen('tab-a');
+  });
+  const after = (await tabPeers(tab))[0].session;
+  log(`connected again ${((Date.now() - tCont) / 1000).toFixed(1)} s after SIGCONT, ${after === session ? 'same session' : 'new session'}`);
+  await sendTabChat(tab, 'after the freeze');
+  await waitFor('chat tab -> native', 10000,
+    () => native.find((e) => e.event === 'chat' && e.from === 'tab-a' && e.text === 'after the freeze' && !e.relayed));
+  native.write('native after the freeze');
+  await waitFor('chat native -> tab', 10000,
+    async () => (await tabChats(tab)).some((c) => c.from === 'aa-native' && c.text === 'native after the freeze' && !c.relayed));
+  await sleep(1000); // a late duplicate offer would show now
+  const rows = await tabPeers(tab);
+  if (rows.length !== 1 || rows[0].channel !== 'open' || rows[0].session !== after) {
+    throw new Error(`not one stable connection: ${JSON.stringify(rows)}`);
+  }
+  const opened = native.events.filter((e) => e.event === 'channel-open').length;
+  const closed = native.events.filter((e) => e.event === 'channel-closed').length;
+  if (after === session ? opened !== 1 || closed !== 0 : opened !== 2 || closed !== 1) {
+    throw new Error(`native: ${opened} channel-open, ${closed} channel-closed events for ${after === session ? 'the same' : 'a new'} session`);
+  }
+  log(`one connection (session ${after}), chat both ways`);
+}
+
+const cases = { browser_and_native: browserAndNative, two_tabs: twoTabs, hub_restart: hubRestart, native_stopped: nativeStopped };
 
 async function main() {
   const fn = cases[testCase];
