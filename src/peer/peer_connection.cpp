@@ -409,9 +409,12 @@ void PeerConnection::handle_ice_state(ice::State state) {
     dtls_started_ = true;
     dtls_->start();
   }
-  if (state == ice::State::Failed) {
+  if (state == ice::State::Failed && ice_state != IceConnectionState::Failed && !closed_) {
+    // Not sticky, unlike a DTLS failure: the connection state follows the ICE state,
+    // so an ICE restart can bring a failed connection back (W3C: failed -> checking).
     auto reason = ice_->failure_reason();
-    fail("ICE failed" + (reason.empty() ? std::string() : ": " + reason));
+    RTCMESH_LOG(Info, "peer", "ICE failed" << (reason.empty() ? "" : ": ") << reason);
+    if (on_error) on_error("ICE failed" + (reason.empty() ? std::string() : ": " + reason));
   }
   bool up = state == ice::State::Connected || state == ice::State::Completed;
   ice_state = (silent_ && up) ? IceConnectionState::Disconnected : to_public(state);
