@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   auto bench = rtcmesh::app::add_bench_command(app);
   auto hub = rtcmesh::app::add_hub_command(app);
   auto peer = rtcmesh::app::add_peer_command(app);
+  auto id = rtcmesh::app::add_id_command(app);
+  auto witness = rtcmesh::app::add_witness_command(app);
   auto known = [&](const char* name) {
     for (auto* sub : app.get_subcommands({})) {
       if (sub->get_name() == name) return true;
@@ -32,5 +34,7 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("bench")) return bench();
   if (app.got_subcommand("hub")) return hub();
   if (app.got_subcommand("peer")) return peer();
+  if (app.got_subcommand("id")) return id();
+  if (app.got_subcommand("witness")) return witness();
   return 2;
 }

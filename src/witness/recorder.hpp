@@ -1,0 +1,93 @@
+// Recorder: appends events to a witness log from any thread without blocking it.
+// record() only enqueues (bounded queue; when full the event is rejected and
+// counted, and a witness_events_dropped record says how many at the next write);
+// a writer thread encodes, chains and hashes the records, writes each batch with
+// one write() and one fdatasync() (group commit), then marks it durable
+// ("acknowledged"). A signed checkpoint is appended every N records, every T ms
+// while records arrive, and at close. An fsync error aborts the process: after a
+// failed fsync the kernel may have dropped the pages, so retrying could report
+// success for data that is gone.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.hpp"
+#include "identity/identity.hpp"
+#include "witness/format.hpp"
+
+namespace rtcmesh::witness {
+
+struct RecorderOptions {
+  size_t queue_capacity = 65536;
+  size_t checkpoint_every = 10000;  // records
+  std::chrono::milliseconds checkpoint_interval{5000};
+  size_t max_batch = 8192;
+  bool sync = true;  // fdatasync each batch (off only for benchmarks of the CPU path)
+  // Called on the writer thread after each durable batch with the number of
+  // accepted events now durable (tickets 0 .. n-1).
+  std::function<void(uint64_t durable_events)> on_durable;
+  // Called on the writer thread for each event once it is durable, with the time
+  // from record() to durable: for witness_events_recorded_total{event_type} and
+  // witness_recording_latency_seconds. Keep it cheap (a counter, a histogram).
+  std::function<void(std::string_view event_type, std::chrono::microseconds latency)> on_recorded;
+};
+
+struct RecorderStats {
+  uint64_t accepted = 0;  // events queued by record()
+  uint64_t rejected = 0;  // queue full or closed
+  uint64_t durable = 0;   // accepted events written and synced
+  uint64_t records = 0;   // records in the log (all kinds, including earlier runs)
+  uint64_t batches = 0;
+  uint64_t checkpoints = 0;
+};
+
+struct OpenInfo {
+  bool created = false;
+  uint64_t records_found = 0;
+  uint64_t truncated_bytes = 0;  // torn tail removed on open
+};
+
+class Recorder {
+ public:
+  // Opens or creates the log. An existing log must have been written with the same
+  // key; a torn tail is truncated and recorded as witness_recovery; other damage
+  // refuses to open (it is evidence: run `rtcmesh witness verify`).
+  static Result<std::unique_ptr<Recorder>> open(const std::string& path,
+                                                std::shared_ptr<const identity::Identity> id,
+                                                RecorderOptions options = {});
+  ~Recorder();  // close()
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  // Returns the event's ticket (0, 1, 2, ... in acceptance order), or nullopt when
+  // rejected. Timestamps are taken here. data/metadata must be objects (or null).
+  std::optional<uint64_t> record(std::string event_type, nlohmann::json data = nullptr,
+                                 nlohmann::json metadata = nullptr);
+  uint64_t durable_events() const;  // tickets below this are durable
+  bool wait_durable(uint64_t ticket, std::chrono::milliseconds timeout);
+  bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Writes a final checkpoint, syncs and stops the writer. Idempotent.
+  void close();
+
+  RecorderStats stats() const;
+  const OpenInfo& open_info() const { return open_info_; }
+  // The latest signed checkpoint (export format), to hand to peers; null before one.
+  nlohmann::json latest_checkpoint() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  Recorder() = default;
+  std::unique_ptr<Impl> impl_;
+  OpenInfo open_info_;
+  std::string path_;
+};
+
+}  // namespace rtcmesh::witness
