@@ -33,7 +33,6 @@
 #include "sctp/sctp_transport.hpp"
 
 #include <arpa/inet.h>
-#include <nmmintrin.h>
 #include <usrsctp.h>
 
 #include <algorithm>
@@ -50,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/crc32c.hpp"
 #include "base/log.hpp"
 
 namespace rtcmesh::sctp {
@@ -122,20 +122,6 @@ constexpr uint8_t kMaxResetRefusals = 20;
 // ---------------------------------------------------------------------------
 // 1. CRC32c (Castagnoli), as SCTP uses it (RFC 9260 appendix B).
 
-__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(const uint8_t* data, size_t size) {
-  uint64_t crc = 0xFFFFFFFFu;
-  while (size >= 8) {
-    uint64_t word;
-    std::memcpy(&word, data, 8);
-    crc = _mm_crc32_u64(crc, word);
-    data += 8;
-    size -= 8;
-  }
-  auto crc32 = static_cast<uint32_t>(crc);
-  while (size-- > 0) crc32 = _mm_crc32_u8(crc32, *data++);
-  return ~crc32;
-}
-
 // Selected once: the SSE4.2 instruction when the CPU has it and it agrees with
 // usrsctp's own implementation on a probe buffer, else usrsctp_crc32c.
 bool use_sse42_crc = false;
@@ -144,7 +130,7 @@ void select_crc32c() {
   if (!__builtin_cpu_supports("sse4.2")) return;
   uint8_t probe[61];
   for (size_t i = 0; i < sizeof probe; ++i) probe[i] = static_cast<uint8_t>(i * 37 + 11);
-  uint32_t ours = crc32c_sse42(probe, sizeof probe);
+  uint32_t ours = base::crc32c(probe, sizeof probe);
   uint32_t theirs = usrsctp_crc32c(probe, sizeof probe);
   // usrsctp returns the value ready to be stored in memory (network order
   // handled by its finalize step); on little-endian that is the plain CRC.
@@ -159,7 +145,7 @@ void write_checksum(void* packet, size_t size) {
   if (size < sizeof(sctp_common_header)) return;
   auto* bytes = static_cast<uint8_t*>(packet);
   std::memset(bytes + 8, 0, 4);
-  uint32_t crc = use_sse42_crc ? crc32c_sse42(bytes, size) : usrsctp_crc32c(bytes, size);
+  uint32_t crc = use_sse42_crc ? base::crc32c(bytes, size) : usrsctp_crc32c(bytes, size);
   std::memcpy(bytes + 8, &crc, 4);
 }
 

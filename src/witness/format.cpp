@@ -6,7 +6,7 @@
 
 #include "identity/identity.hpp"
 #include "witness/canonical_json.hpp"
-#include "witness/crc32c.hpp"
+#include "base/crc32c.hpp"
 
 namespace rtcmesh::witness {
 
@@ -24,7 +24,7 @@ uint32_t get_u32(const char* p) {
 
 void append_frame(std::string_view payload, std::string& out) {
   put_u32(out, static_cast<uint32_t>(payload.size()));
-  put_u32(out, crc32c(payload.data(), payload.size()));
+  put_u32(out, base::crc32c(payload.data(), payload.size()));
   out.append(payload);
 }
 
@@ -60,7 +60,7 @@ Frame FrameReader::next() {
     return f;
   }
   f.payload = file_.substr(pos_ + kFrameHeader, len);
-  f.crc_ok = crc32c(f.payload.data(), f.payload.size()) == crc;
+  f.crc_ok = base::crc32c(f.payload.data(), f.payload.size()) == crc;
   pos_ += kFrameHeader + len;
   f.status = Frame::Status::Ok;
   return f;

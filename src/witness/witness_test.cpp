@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "witness/canonical_json.hpp"
-#include "witness/crc32c.hpp"
+#include "base/crc32c.hpp"
 #include "witness/format.hpp"
 #include "witness/merkle.hpp"
 #include "witness/recorder.hpp"
@@ -72,9 +72,9 @@ TEST(Merkle, CompactTreeMatchesDefinition) {
 }
 
 TEST(Crc32c, KnownAnswer) {
-  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);  // the CRC-32C check value
+  EXPECT_EQ(base::crc32c("123456789", 9), 0xE3069283u);  // the CRC-32C check value
   std::string zeros(32, '\0');
-  EXPECT_EQ(crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);  // RFC 3720 B.4
+  EXPECT_EQ(base::crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);  // RFC 3720 B.4
 }
 
 TEST(CanonicalJson, SortedCompactIntegersOnly) {

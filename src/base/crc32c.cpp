@@ -1,9 +1,9 @@
-#include "witness/crc32c.hpp"
+#include "base/crc32c.hpp"
 
 #include <array>
 #include <cstring>
 
-namespace rtcmesh::witness {
+namespace rtcmesh::base {
 namespace {
 
 constexpr std::array<uint32_t, 256> make_table() {
@@ -52,4 +52,4 @@ uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
   return ~crc;
 }
 
-}  // namespace rtcmesh::witness
+}  // namespace rtcmesh::base
