@@ -795,6 +795,12 @@ void Mesh::Impl::attach_control(const std::shared_ptr<DataChannel>& ch, const st
                            {"peer", self.options.peer},
                            {"agent", kAgent},
                            {"capabilities", {"chat", "file", "ping"}}});
+      // A first ping right away, so /peers has a microsecond RTT before the periodic one.
+      l = self.link_of(peer, serial);  // looked up again: sending may have dropped the link
+      if (!l) return;
+      l->ping_nonce = random_id(8);
+      l->ping_sent = Clock::now();
+      self.send_app(peer, {{"type", "ping"}, {"nonce", l->ping_nonce}, {"ts", unix_ms()}});
     });
   });
   ch->on_message([this, peer, serial](const Message& m) {
