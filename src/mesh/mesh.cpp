@@ -298,6 +298,7 @@ struct Mesh::Impl : std::enable_shared_from_this<Impl> {
   bool open_incoming(Incoming& in);
   void finish_incoming(const std::string& key, bool ok, const std::string& why, bool reply);
   void fail_transfers_of(const std::string& peer);
+  void ping(const std::string& peer, Link& l);
   void ping_all();
   std::vector<PeerInfo> snapshot();
 };
@@ -797,10 +798,7 @@ void Mesh::Impl::attach_control(const std::shared_ptr<DataChannel>& ch, const st
                            {"capabilities", {"chat", "file", "ping"}}});
       // A first ping right away, so /peers has a microsecond RTT before the periodic one.
       l = self.link_of(peer, serial);  // looked up again: sending may have dropped the link
-      if (!l) return;
-      l->ping_nonce = random_id(8);
-      l->ping_sent = Clock::now();
-      self.send_app(peer, {{"type", "ping"}, {"nonce", l->ping_nonce}, {"ts", unix_ms()}});
+      if (l) self.ping(peer, *l);
     });
   });
   ch->on_message([this, peer, serial](const Message& m) {
@@ -904,12 +902,15 @@ void Mesh::Impl::do_chat(const std::string& text) {
   }
 }
 
+void Mesh::Impl::ping(const std::string& peer, Link& l) {
+  l.ping_nonce = random_id(8);
+  l.ping_sent = Clock::now();
+  send_app(peer, {{"type", "ping"}, {"nonce", l.ping_nonce}, {"ts", unix_ms()}});
+}
+
 void Mesh::Impl::ping_all() {
   for (auto& [peer, l] : links) {
-    if (!l.channel_open) continue;
-    l.ping_nonce = random_id(8);
-    l.ping_sent = Clock::now();
-    send_app(peer, {{"type", "ping"}, {"nonce", l.ping_nonce}, {"ts", unix_ms()}});
+    if (l.channel_open) ping(peer, l);
   }
   ping_timer = after(options.ping_interval, [](Impl& self) { self.ping_all(); });
 }
