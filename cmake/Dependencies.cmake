@@ -12,4 +12,4 @@ if(RTCMESH_TESTS)
 endif()
 # Hub and signaling client: Boost.Asio/Beast (header-only), prometheus-cpp core (text exposition).
 find_package(Boost 1.81 REQUIRED)
-find_package(prometheus-cpp CONFIG REQUIRED COMPONENTS core)
+find_package(prometheus-cpp CONFIG REQUIRED COMPONENTS core pull)

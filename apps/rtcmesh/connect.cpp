@@ -13,6 +13,8 @@
 
 #include "base/base64.hpp"
 #include "commands.hpp"
+#include "node_flags.hpp"
+#include "witness/recorder.hpp"
 #include "rtcmesh/peer_connection.hpp"
 #include "stdin_lines.hpp"
 
@@ -39,6 +41,7 @@ struct ConnectOptions {
   size_t max_message_size = 256 * 1024;
   int port_min = 0, port_max = 0;
   bool quiet = false;
+  NodeFlags node;
 };
 
 StdinLines* g_stdin = nullptr;
@@ -63,6 +66,7 @@ class Session {
       pc_.reset();
     }
     wait_for_closing_connections(std::chrono::seconds(3));
+    opened_.reset();  // the final checkpoint, after the connection's last events
     return code;
   }
 
@@ -96,6 +100,7 @@ class Session {
   const ConnectOptions& options_;
   StdinLines& input_;
   std::mutex out_mutex_;
+  std::unique_ptr<OpenedNode> opened_;  // declared before pc_: outlives the connection
   std::shared_ptr<PeerConnection> pc_;
   std::mutex state_mutex_;
   std::condition_variable state_cv_;
@@ -218,6 +223,15 @@ int Session::run_session() {
   config.max_message_size = options_.max_message_size;
   config.port_range_begin = static_cast<uint16_t>(options_.port_min);
   config.port_range_end = static_cast<uint16_t>(options_.port_max);
+  opened_ = open_node(options_.node, "connect");
+  if (!opened_) return 1;
+  config.observer = opened_->node->observe_connection("", "");
+  if (!options_.quiet && opened_->node->recorder()) {
+    status("witness " + opened_->node->recorder()->path() +
+           (opened_->metrics_url.empty() ? "" : ", metrics " + opened_->metrics_url));
+  } else if (!options_.quiet && !opened_->metrics_url.empty()) {
+    status("metrics " + opened_->metrics_url);
+  }
   auto created = PeerConnection::create(config);
   if (!created) {
     status("error: " + created.error);
@@ -405,6 +419,7 @@ Runner add_connect_command(CLI::App& app) {
   cmd->add_option("--port-min", options->port_min, "Lowest local port")->check(CLI::Range(0, 65535));
   cmd->add_option("--port-max", options->port_max, "Highest local port")->check(CLI::Range(0, 65535));
   cmd->add_flag("--quiet", options->quiet, "Only channel status lines on stderr");
+  add_node_flags(*cmd, options->node, true);
   return [cmd, options]() -> int {
     if (!options->offer && !options->answer) {
       std::fprintf(stderr, "rtcmesh connect: give --offer or --answer (see --help)\n");

@@ -1,5 +1,6 @@
 // rtcmesh hub: the signaling hub (src/hub), and `rtcmesh hub token` to mint access tokens.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -10,6 +11,8 @@
 #include "hub/auth.hpp"
 #include "hub/hub.hpp"
 #include "hub/message.hpp"
+#include "node_flags.hpp"
+#include "witness/recorder.hpp"
 
 namespace rtcmesh::app {
 namespace {
@@ -47,6 +50,7 @@ struct HubArgs {
   std::string token_room;
   std::string token_peer;
   int64_t token_ttl = 3600;
+  NodeFlags node;
 };
 
 }  // namespace
@@ -84,6 +88,7 @@ Runner add_hub_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-relay", o.no_relay, "Refuse `relay` messages");
   cmd->add_option("--web-root", o.web_root, "Serve the browser client from DIR instead of the embedded copy");
+  add_node_flags(*cmd, args->node, false);
 
   auto* token = cmd->add_subcommand("token", "Print an HS256 access token (JWT) for a room and peer");
   token->add_option("--secret", args->token_secret, "The hub's --token-secret")->required();
@@ -114,6 +119,26 @@ Runner add_hub_command(CLI::App& app) {
       std::fprintf(stderr, "rtcmesh hub: --listen wants HOST:PORT, got '%s'\n", args->listen.c_str());
       return 2;
     }
+    if (auto problem = hub::validate_options(args->options); !problem.empty()) {
+      std::fprintf(stderr, "rtcmesh hub: %s\n", problem.c_str());
+      return 2;
+    }
+    auto opened = open_node(args->node, "hub", false);
+    if (!opened) return 1;
+    args->options.registry = opened->registry;
+    observe::Node* node = opened->node.get();
+    if (node->recorder()) {
+      args->options.on_audit = [node](const hub::HubOptions::AuditEvent& e) {
+        nlohmann::json data = {{"room", std::string(e.room)}};
+        if (!e.peer.empty()) data["peer_id"] = std::string(e.peer);
+        if (!e.reason.empty()) data["reason"] = std::string(e.reason);
+        if (e.type == "hub_join") data["resumed"] = e.resumed;
+        if (e.type == "hub_reject") data["count"] = e.count;
+        node->record(std::string(e.type), std::move(data));
+      };
+    }
+    std::fprintf(stderr, "rtcmesh hub: node %s, witness %s\n", node->node_id().c_str(),
+                 node->recorder() ? node->recorder()->path().c_str() : "off");
     return hub::run_hub(args->options);
   };
 }

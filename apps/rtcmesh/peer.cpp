@@ -16,10 +16,14 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <deque>
 #include <optional>
+#include <thread>
 
 #include "commands.hpp"
 #include "mesh/mesh.hpp"
+#include "node_flags.hpp"
+#include "witness/recorder.hpp"
 #include "rtcmesh/peer_connection.hpp"
 #include "signaling/signaling_client.hpp"
 #include "stdin_lines.hpp"
@@ -50,6 +54,7 @@ struct PeerOptions {
   int restart_after = 10000;
   int restart_timeout = 15000;
   int relay_after = 20000;
+  NodeFlags node;
 };
 
 StdinLines* g_stdin = nullptr;
@@ -196,6 +201,12 @@ class Printer {
       }
     } else if (type == "error") {
       err("error: " + str(e, "message"), true);
+    } else if (type == "witness-checkpoint") {
+      if (e.value("ok", false)) {
+        err("kept " + str(e, "peer") + "'s witness checkpoint (size " + str(e, "size") + ", " + str(e, "note") + ")");
+      } else {
+        err("witness checkpoint from " + str(e, "peer") + " refused: " + str(e, "error"), true);
+      }
     }
   }
 
@@ -205,19 +216,86 @@ class Printer {
   bool bar_open_ = false;
 };
 
+// Checks and stores the checkpoints peers send, off the network thread (a
+// signature check and a file write each).
+class CheckpointKeeper {
+ public:
+  CheckpointKeeper(observe::Node& node, Printer& printer) : node_(node), printer_(printer) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~CheckpointKeeper() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void add(const std::string& peer, const json& checkpoint) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (queue_.size() >= 256) return;  // a peer flooding us: later copies are as good
+      queue_.emplace_back(peer, checkpoint);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::pair<std::string, json> item;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      auto kept = node_.keep_peer_checkpoint(item.first, item.second);
+      json e = {{"event", "witness-checkpoint"}, {"peer", item.first}};
+      if (kept) {
+        e["ok"] = true;
+        e["note"] = kept.value();
+        e["size"] = item.second.value("size", json());
+        e["origin"] = item.second.value("origin", json());
+      } else {
+        e["ok"] = false;
+        e["error"] = kept.error().message;
+      }
+      printer_.event(e);
+    }
+  }
+  observe::Node& node_;
+  Printer& printer_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::string, json>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 int run_peer(const PeerOptions& o) {
   auto url = signaling::parse_hub_url(o.hub);
   if (!url) {
     std::fprintf(stderr, "rtcmesh peer: --hub: %s\n", url.error().message.c_str());
     return 2;
   }
-  std::string id = o.id.empty() ? "peer-" + mesh::random_id(8) : o.id;
-  if (!mesh::valid_id(id)) {
-    std::fprintf(stderr, "rtcmesh peer: --id '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n", id.c_str());
+  if (!o.id.empty() && !mesh::valid_id(o.id)) {
+    std::fprintf(stderr, "rtcmesh peer: --id '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n", o.id.c_str());
     return 2;
   }
   if (!mesh::valid_id(o.room)) {
     std::fprintf(stderr, "rtcmesh peer: --room '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n", o.room.c_str());
+    return 2;
+  }
+  auto opened = open_node(o.node, "peer");
+  if (!opened) return 1;
+  observe::Node& node = *opened->node;
+  // The node id is the peer id (self-verifying: it is derived from the key that
+  // signs our witness checkpoints); --id overrides it.
+  std::string id = o.id.empty() ? node.node_id() : o.id;
+  if (!mesh::valid_id(id)) {
+    std::fprintf(stderr, "rtcmesh peer: --id '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n", id.c_str());
     return 2;
   }
 
@@ -233,6 +311,9 @@ int run_peer(const PeerOptions& o) {
   for (const auto& s : o.ice_servers) mo.rtc.ice_servers.push_back({{s}, o.ice_username, o.ice_credential});
   if (o.relay_only) mo.rtc.ice_transport_policy = IceTransportPolicy::Relay;
   mo.ice_servers_from_hub = o.ice_servers.empty();
+  mo.observe = [&node](const std::string& peer, const std::string& session) {
+    return node.observe_connection(peer, session);
+  };
   {
     // Bad --ice-server URLs are argument errors, found before joining.
     auto probe = PeerConnection::create(mo.rtc);
@@ -244,6 +325,16 @@ int run_peer(const PeerOptions& o) {
   }
 
   Printer printer(o);
+  CheckpointKeeper keeper(node, printer);
+  if (node.recorder()) {
+    // A fresh checkpoint is asked for each time; the peer gets the latest one
+    // signed (at most a ping interval old), and newer ones as they come.
+    mo.local_checkpoint = [&node] {
+      node.recorder()->request_checkpoint();
+      return node.latest_checkpoint();
+    };
+    mo.on_peer_checkpoint = [&keeper](const std::string& peer, const json& cp) { keeper.add(peer, cp); };
+  }
   std::mutex state_mutex;
   std::condition_variable state_cv;
   std::optional<std::string> fatal;  // guarded by state_mutex
@@ -279,7 +370,16 @@ int run_peer(const PeerOptions& o) {
   signaling::Client client(co, cb);
   mesh::Mesh mesh(mo, [&client](const json& m) { client.send(m); }, [&printer](const json& e) { printer.event(e); });
   mesh_ptr = &mesh;
-  if (!o.json_output && !o.quiet) printer.diag("peer " + id + " joining room " + o.room + " at " + o.hub);
+  if (!o.json_output && !o.quiet) {
+    printer.diag("peer " + id + " joining room " + o.room + " at " + o.hub);
+    printer.diag("witness " + (node.recorder() ? node.recorder()->path() : std::string("off")) +
+                 (opened->metrics_url.empty() ? "" : ", metrics " + opened->metrics_url));
+  }
+  printer.event({{"event", "node"},
+                 {"node_id", node.node_id()},
+                 {"data_dir", node.data_dir()},
+                 {"witness", node.recorder() ? json(node.recorder()->path()) : json()},
+                 {"metrics", opened->metrics_url.empty() ? json() : json(opened->metrics_url)}});
   client.start();
 
   auto has_fatal = [&] {
@@ -326,6 +426,7 @@ int run_peer(const PeerOptions& o) {
   client.stop();
   mesh.close();
   wait_for_closing_connections(std::chrono::seconds(2));
+  node.close();  // the final checkpoint
   return has_fatal() ? 1 : 0;
 }
 
@@ -336,7 +437,7 @@ Runner add_peer_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("peer", "Join a room on an rtcmesh hub and mesh with its peers: chat, files");
   cmd->add_option("--hub", o->hub, "Hub signaling URL (ws:// or wss://)")->capture_default_str();
   cmd->add_option("--room", o->room, "Room to join")->capture_default_str();
-  cmd->add_option("--id", o->id, "Peer id (default: a random peer-xxxxxxxx)");
+  cmd->add_option("--id", o->id, "Peer id (default: this node's id, node-<16 hex>, see `rtcmesh id`)");
   cmd->add_option("--name", o->name, "Display name (sent as metadata)");
   cmd->add_option("--token", o->token, "Access token (JWT) when the hub requires one");
   cmd->add_flag("--json", o->json_output, "One JSON event per line on stdout");
@@ -356,6 +457,7 @@ Runner add_peer_command(CLI::App& app) {
   cmd->add_flag("--quiet", o->quiet, "Fewer diagnostics on stderr");
   cmd->add_flag("--exit-on-eof", o->exit_on_eof, "Quit at the end of stdin");
   cmd->add_option("--ca-file", o->ca_file, "Extra CA certificate (PEM) to trust for wss://");
+  add_node_flags(*cmd, o->node, true);
   // Protocol timings (docs/signaling-protocol.md 2.4), for tests and unusual networks.
   const char* advanced = "Advanced (protocol timings, ms)";
   cmd->add_option("--restart-after", o->restart_after,

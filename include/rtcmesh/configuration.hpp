@@ -4,11 +4,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace rtcmesh {
+
+class ConnectionObserver;  // rtcmesh/observer.hpp
 
 // RTCIceServer. urls: "stun:host[:port]", "turn:host[:port][?transport=udp|tcp]",
 // "turns:host[:port][?transport=tcp]". Host names are resolved when the
@@ -43,6 +46,9 @@ struct Configuration {
   // True gives this connection a network thread of its own (one more core for
   // its packet processing; the thread ends with the connection).
   bool dedicated_network_thread = false;
+  // Told everything the connection does (rtcmesh/observer.hpp): the witness log
+  // and metrics attach here. Null = nobody watches, at no cost.
+  std::shared_ptr<ConnectionObserver> observer;
 };
 
 // RTCSessionDescriptionInit: type is "offer", "answer", "pranswer" or "rollback".

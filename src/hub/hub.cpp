@@ -210,8 +210,8 @@ struct Counters {
 
 class Metrics {
  public:
-  Metrics()
-      : registry_(std::make_shared<prometheus::Registry>()),
+  explicit Metrics(std::shared_ptr<prometheus::Registry> registry)
+      : registry_(registry ? std::move(registry) : std::make_shared<prometheus::Registry>()),
         connections_(prometheus::BuildGauge()
                          .Name("rtcmesh_hub_connections")
                          .Help("Open WebSocket connections")
@@ -364,12 +364,41 @@ class Server {
   // A connection that used its read budget this turn is read again next turn.
   void carry(std::shared_ptr<Connection> c) { carry_.push_back(std::move(c)); }
 
-  void count_rejection(std::string_view reason) {
+  // Counts a rejection, and tells the witness: every join rejection, other
+  // kinds at most once a second per reason with the count since (a flood of bad
+  // frames must not become a flood of records).
+  void count_rejection(std::string_view reason, std::string_view room = {}, std::string_view peer = {},
+                       bool always_audit = false) {
     auto it = counters_.rejections.find(reason);
     if (it == counters_.rejections.end()) {
       it = counters_.rejections.emplace(std::string(reason), 0).first;
     }
     ++it->second;
+    if (!opt_.on_audit) return;
+    auto& a = audit_rejections_[it->first];
+    ++a.pending;
+    const auto now = std::chrono::steady_clock::now();
+    if (!always_audit && a.last.time_since_epoch().count() != 0 && now - a.last < std::chrono::seconds(1)) return;
+    HubOptions::AuditEvent e;
+    e.type = "hub_reject";
+    e.reason = reason;
+    e.room = room;
+    e.peer = peer;
+    e.count = a.pending;
+    opt_.on_audit(e);
+    a.pending = 0;
+    a.last = now;
+  }
+  void audit(std::string_view type, std::string_view room, std::string_view peer, std::string_view reason,
+             bool resumed = false) {
+    if (!opt_.on_audit) return;
+    HubOptions::AuditEvent e;
+    e.type = type;
+    e.room = room;
+    e.peer = peer;
+    e.reason = reason;
+    e.resumed = resumed;
+    opt_.on_audit(e);
   }
   void count_http(std::string_view route) {
     auto it = counters_.http_requests.find(route);
@@ -473,7 +502,12 @@ class Server {
   int64_t started_unix_ms_ = 0;
   ClientMessage message_;
   Counters counters_;
-  Metrics metrics_;
+  Metrics metrics_{opt_.registry};
+  struct AuditThrottle {
+    std::chrono::steady_clock::time_point last{};
+    uint64_t pending = 0;
+  };
+  std::map<std::string, AuditThrottle, std::less<>> audit_rejections_;
   std::unordered_map<std::string, const WebAsset*> assets_;
 };
 
@@ -1072,16 +1106,21 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
 
   void reject(const char* code, std::string_view message, std::string_view ref,
               std::string_view to = {}) {
-    server_.count_rejection(code);
+    server_.count_rejection(code, room_ ? std::string_view(room_->id) : std::string_view(), peer_);
     send_error(code, message, ref, to);
+  }
+
+  void reject_join(const ClientMessage& m, const char* code, std::string_view message, std::string_view ref) {
+    server_.count_rejection(code, m.room, m.peer, true);
+    send_error(code, message, ref, {});
   }
 
   void join(const ClientMessage& m) {
     const auto& opt = server_.options();
-    if (room_) return reject("already_joined", "send leave first", m.ref);
+    if (room_) return reject_join(m, "already_joined", "send leave first", m.ref);
     if (!opt.token_secret.empty()) {
       auto status = authorize_join(opt.token_secret, m.token, m.room, m.peer, unix_ms() / 1000);
-      if (!status) return reject("unauthorized", status.error().message, m.ref);
+      if (!status) return reject_join(m, "unauthorized", status.error().message, m.ref);
     }
     Room* room = server_.find_room(m.room);
     if (room) {
@@ -1092,20 +1131,21 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
             CRYPTO_memcmp(m.resume.data(), old->resume_.data(), m.resume.size()) == 0) {
           return take_over(*room, *old, m);
         }
-        return reject("id_taken", "peer id is held by a live connection", m.ref);
+        return reject_join(m, "id_taken", "peer id is held by a live connection", m.ref);
       }
       if (room->peers.size() >= opt.max_peers_per_room) {
-        return reject("room_full", "the room has its maximum number of peers", m.ref);
+        return reject_join(m, "room_full", "the room has its maximum number of peers", m.ref);
       }
     } else {
       if (server_.room_count() >= opt.max_rooms) {
-        return reject("too_many_rooms", "the hub holds its maximum number of rooms", m.ref);
+        return reject_join(m, "too_many_rooms", "the hub holds its maximum number of rooms", m.ref);
       }
       room = server_.create_room(m.room);
     }
     become(*room, m.peer, m.has_metadata ? std::string(m.metadata) : std::string("{}"),
            random_hex(16));
     send_welcome(false, m.ref);
+    server_.audit("hub_join", room->id, peer_, "");
     std::string joined = R"({"type":"peer-joined","peer":")" + peer_ + R"(","metadata":)" +
                          metadata_ + "}";
     for (auto& [id, other] : room->peers) {
@@ -1125,6 +1165,7 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
     old.close_ws(close_code::kReplaced, "replaced", "closed");
     become(room, m.peer, std::move(metadata), std::move(secret));
     send_welcome(true, m.ref);
+    server_.audit("hub_join", room.id, peer_, "resume", true);
     if (changed) announce_to_others();
   }
 
@@ -1169,6 +1210,7 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
     room_ = nullptr;
     room->peers.erase(peer_);
     server_.peer_removed();
+    server_.audit("hub_leave", room->id, peer_, reason);
     if (!server_.shutting_down()) {
       std::string left = R"({"type":"peer-left","peer":")" + peer_ + R"(","reason":")" +
                          std::string(reason) + "\"}";

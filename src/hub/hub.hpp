@@ -5,8 +5,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
+
+namespace prometheus {
+class Registry;
+}
 
 namespace rtcmesh::hub {
 
@@ -31,6 +38,18 @@ struct HubOptions {
   int64_t heartbeat_interval_ms = 30000;
   bool no_relay = false;
   std::string web_root;  // empty = the embedded copy
+  // Metrics go into this registry when set (the app adds the witness's own
+  // metrics to it), else into one of the hub's.
+  std::shared_ptr<prometheus::Registry> registry;
+  // The hub's audit events (joins, leaves, rejections) for the witness log:
+  // event type, room, peer, reason/detail, count. Called on the hub thread; must not block.
+  struct AuditEvent {
+    std::string_view type;  // "hub_join" | "hub_leave" | "hub_reject"
+    std::string_view room, peer, reason;
+    bool resumed = false;
+    uint64_t count = 1;     // hub_reject: rejections of this reason since the last record
+  };
+  std::function<void(const AuditEvent&)> on_audit;
 };
 
 // Checks options that can be checked without touching the network; returns an

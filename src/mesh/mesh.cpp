@@ -135,6 +135,7 @@ struct Link {
   std::string ping_nonce;
   Clock::time_point ping_sent;
   std::optional<double> app_rtt_ms;
+  uint64_t checkpoint_sent = 0;  // size of the last checkpoint we sent on this link
 };
 
 struct Outgoing {
@@ -274,7 +275,9 @@ struct Mesh::Impl : std::enable_shared_from_this<Impl> {
   void on_answer(const std::string& from, const std::string& session, const std::string& sdp);
   void on_candidate(const std::string& from, const std::string& session, const json& c);
   // connections
-  Result<std::shared_ptr<PeerConnection>> make_pc(const std::string& peer, uint64_t serial);
+  Result<std::shared_ptr<PeerConnection>> make_pc(const std::string& peer, uint64_t serial,
+                                                  const std::string& session);
+  void send_checkpoint(const std::string& peer, Link& l);
   void start_offer(const std::string& peer);
   void send_description(Link& l, const SessionDescription& d);
   void flush_early(Link& l);
@@ -450,8 +453,11 @@ void Mesh::Impl::on_welcome(const json& m) {
 
 // ---------------------------------------------------------------- negotiation
 
-Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& peer, uint64_t serial) {
-  auto created = PeerConnection::create(options.rtc);
+Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& peer, uint64_t serial,
+                                                            const std::string& session) {
+  Configuration config = options.rtc;
+  if (options.observe) config.observer = options.observe(peer, session);
+  auto created = PeerConnection::create(config);
   if (!created) return make_error(created.error);
   auto pc = *created.value;
   std::weak_ptr<Impl> weak = weak_from_this();
@@ -504,7 +510,7 @@ void Mesh::Impl::start_offer(const std::string& peer) {
   l.peer = peer;
   l.session = random_id(16);
   l.offerer = true;
-  auto pc = make_pc(peer, l.serial);
+  auto pc = make_pc(peer, l.serial, l.session);
   if (!pc) {
     error("cannot create a connection to " + peer + ": " + pc.error().message);
     return;
@@ -594,7 +600,7 @@ void Mesh::Impl::on_offer(const std::string& from, const std::string& session, c
   l.serial = next_serial++;
   l.peer = from;
   l.session = session;
-  auto pc = make_pc(from, l.serial);
+  auto pc = make_pc(from, l.serial, l.session);
   if (!pc) {
     error("cannot create a connection to " + from + ": " + pc.error().message);
     return;
@@ -799,6 +805,8 @@ void Mesh::Impl::attach_control(const std::shared_ptr<DataChannel>& ch, const st
       // A first ping right away, so /peers has a microsecond RTT before the periodic one.
       l = self.link_of(peer, serial);  // looked up again: sending may have dropped the link
       if (l) self.ping(peer, *l);
+      l = self.link_of(peer, serial);
+      if (l) self.send_checkpoint(peer, *l);
     });
   });
   ch->on_message([this, peer, serial](const Message& m) {
@@ -872,6 +880,10 @@ void Mesh::Impl::app_message(const std::string& from, const json& m, bool relaye
     if (it == links.end() || !m.contains("nonce") || m["nonce"] != it->second.ping_nonce) return;
     it->second.app_rtt_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - it->second.ping_sent).count();
+  } else if (type == "witness-checkpoint" && !relayed) {
+    if (options.on_peer_checkpoint && m.contains("checkpoint") && m["checkpoint"].is_object()) {
+      options.on_peer_checkpoint(from, m["checkpoint"]);
+    }
   } else if (type == "hello") {
     RTCMESH_LOG(Info, "mesh", "hello from " << from << " (" << get_str(m, "agent") << ")");
   } else if (type == "file-offer" && !relayed) {
@@ -908,9 +920,27 @@ void Mesh::Impl::ping(const std::string& peer, Link& l) {
   send_app(peer, {{"type", "ping"}, {"nonce", l.ping_nonce}, {"ts", unix_ms()}});
 }
 
+void Mesh::Impl::send_checkpoint(const std::string& peer, Link& l) {
+  if (!options.local_checkpoint) return;
+  json cp = options.local_checkpoint();
+  if (!cp.is_object() || !cp.contains("size") || !cp["size"].is_number_unsigned()) return;
+  const uint64_t size = cp["size"].get<uint64_t>();
+  if (size <= l.checkpoint_sent) return;
+  l.checkpoint_sent = size;
+  send_app(peer, {{"type", "witness-checkpoint"}, {"checkpoint", std::move(cp)}});
+}
+
 void Mesh::Impl::ping_all() {
+  std::vector<std::string> open;
   for (auto& [peer, l] : links) {
-    if (l.channel_open) ping(peer, l);
+    if (l.channel_open) open.push_back(peer);
+  }
+  // Looked up one by one: a send may drop a link.
+  for (const auto& peer : open) {
+    auto it = links.find(peer);
+    if (it != links.end() && it->second.channel_open) ping(peer, it->second);
+    it = links.find(peer);
+    if (it != links.end() && it->second.channel_open) send_checkpoint(peer, it->second);
   }
   ping_timer = after(options.ping_interval, [](Impl& self) { self.ping_all(); });
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "rtcmesh/configuration.hpp"
+#include "rtcmesh/observer.hpp"
 
 namespace rtcmesh::mesh {
 
@@ -43,6 +44,15 @@ struct MeshOptions {
   std::chrono::milliseconds ping_interval{5000};
   std::chrono::milliseconds candidate_ttl{30000};
   size_t max_early_candidates = 64;
+
+  // Witness and metrics (src/observe): an observer for each new connection.
+  std::function<std::shared_ptr<ConnectionObserver>(const std::string& peer, const std::string& session)>
+      observe;
+  // Checkpoint exchange (Part 3 `witness-checkpoint`): our latest signed
+  // checkpoint (null when we have none), sent when the channel opens and again
+  // whenever it has grown; and what to do with the one a peer sends.
+  std::function<nlohmann::json()> local_checkpoint;
+  std::function<void(const std::string& peer, const nlohmann::json& checkpoint)> on_peer_checkpoint;
 };
 
 // The `peers` snapshot; also what the "peers" event lists.

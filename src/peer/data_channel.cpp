@@ -15,7 +15,25 @@ DataChannel::DataChannel(std::weak_ptr<PeerConnection> pc_, std::shared_ptr<base
       ordered(init.ordered),
       max_packet_life_time(init.max_packet_life_time),
       max_retransmits(init.max_retransmits),
-      negotiated(init.negotiated) {}
+      negotiated(init.negotiated),
+      observer([&] {
+        auto locked = pc.lock();
+        return locked ? locked->config.observer : nullptr;
+      }()) {}
+
+DataChannelStats DataChannel::stats() const {
+  DataChannelStats d;
+  d.id = "D" + std::to_string(stream.load());
+  d.label = label;
+  d.protocol = protocol;
+  d.data_channel_identifier = stream;
+  d.state = to_string(state.load());
+  d.messages_sent = messages_sent;
+  d.bytes_sent = bytes_sent;
+  d.messages_received = messages_received;
+  d.bytes_received = bytes_received;
+  return d;
+}
 
 bool DataChannel::send(uint32_t ppid, std::span<const uint8_t> data, std::string* error) {
   auto fail = [error](std::string message) {
@@ -72,6 +90,7 @@ void DataChannel::close() {
 
 void DataChannel::set_open() {
   state = DataChannelState::Open;
+  if (observer) observer->on_data_channel_open(label, stream, protocol);
   if (on_open) on_open();
 }
 
@@ -79,6 +98,7 @@ void DataChannel::set_closed() {
   if (state == DataChannelState::Closed) return;
   state = DataChannelState::Closed;
   sctp_buffered = 0;
+  if (observer) observer->on_data_channel_close(stats());
   auto callback = std::move(on_close);
   clear_callbacks();  // break user cycles (callbacks capturing the channel)
   if (callback) callback();

@@ -43,6 +43,17 @@ IceConnectionState to_public(ice::State state) {
   return IceConnectionState::New;
 }
 
+ObservedCandidate observed(const sdp::Candidate& c, bool local) {
+  ObservedCandidate o;
+  o.local = local;
+  o.candidate_type = c.type;
+  o.protocol = c.transport;
+  o.address = c.address;
+  o.port = c.port;
+  o.priority = c.priority;
+  return o;
+}
+
 IceCandidate to_ice_candidate(const sdp::Candidate& c, const std::string& mid) {
   IceCandidate out;
   out.candidate = sdp::to_string(c);
@@ -121,9 +132,11 @@ Result<sdp::SessionDescription> PeerConnection::create_offer() {
     return make_error("InvalidStateError: cannot create an offer in signaling state " +
                       std::string(to_string(signaling_state.load())));
   }
+  bool restarted = false;
   if (restart_pending_) {
     if (auto s = ice_->restart(); !s) return s.error();
     restart_pending_ = false;
+    restarted = true;
     local_candidates_.clear();  // new credentials: old candidates are re-announced below
   }
   ++session_version_;
@@ -134,6 +147,7 @@ Result<sdp::SessionDescription> PeerConnection::create_offer() {
   if (!d) return d;
   if (remote_) d->mid = remote_->mid;
   last_offer_ = *d;
+  observe_description(ObservedDescription::Kind::OfferCreated, *d, restarted);
   return d;
 }
 
@@ -154,6 +168,7 @@ Result<sdp::SessionDescription> PeerConnection::create_answer() {
   d->bundle = remote_->bundle;
   for (const auto& other : remote_->other_media) d->other_media.push_back(other);
   last_answer_ = *d;
+  observe_description(ObservedDescription::Kind::AnswerCreated, *d, false);
   return d;
 }
 
@@ -243,7 +258,10 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
     return {};
   }
   auto parsed = sdp::parse(description.sdp);
-  if (!parsed) return make_error("invalid remote description: " + parsed.error().message);
+  if (!parsed) {
+    if (config.observer) config.observer->on_error("invalid-remote-description", parsed.error().message);
+    return make_error("invalid remote description: " + parsed.error().message);
+  }
   sdp::SessionDescription& desc = parsed.value();
   if (desc.fingerprints.empty()) return make_error("invalid remote description: no a=fingerprint");
 
@@ -294,6 +312,12 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
                                  : std::min<size_t>(*desc.max_message_size, kMaxSendMessageSize);
   for (auto& [id, channel] : channels_) channel->remote_max_message_size = remote_max_message_size_;
   for (auto& channel : pending_channels_) channel->remote_max_message_size = remote_max_message_size_;
+  if (config.observer) {
+    observe_description(*type == sdp::Type::Offer ? ObservedDescription::Kind::OfferReceived
+                                                   : ObservedDescription::Kind::AnswerReceived,
+                        desc, ice_restart);
+    observe_remote_candidates(desc);
+  }
   remote_ = std::move(desc);
   remote_type_ = description.type;
   if (*type == sdp::Type::Offer) {
@@ -314,8 +338,12 @@ Status PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
     return {};
   }
   auto parsed = sdp::parse_candidate(candidate.candidate);
-  if (!parsed) return make_error("invalid candidate: " + parsed.error().message);
+  if (!parsed) {
+    if (config.observer) config.observer->on_error("invalid-candidate", parsed.error().message);
+    return make_error("invalid candidate: " + parsed.error().message);
+  }
   if (auto s = ice_->add_remote_candidate(*parsed); !s) return s;
+  if (config.observer) config.observer->on_candidate(observed(*parsed, false));
   remote_->candidates.push_back(*parsed);
   return {};
 }
@@ -415,6 +443,7 @@ void PeerConnection::handle_ice_state(ice::State state) {
     auto reason = ice_->failure_reason();
     RTCMESH_LOG(Info, "peer", "ICE failed" << (reason.empty() ? "" : ": ") << reason);
     if (on_error) on_error("ICE failed" + (reason.empty() ? std::string() : ": " + reason));
+    if (config.observer) config.observer->on_error("ice-failed", reason.empty() ? "ICE failed" : reason);
   }
   bool up = state == ice::State::Connected || state == ice::State::Completed;
   ice_state = (silent_ && up) ? IceConnectionState::Disconnected : to_public(state);
@@ -433,6 +462,7 @@ void PeerConnection::handle_gathering_state(ice::GatheringState state) {
 
 void PeerConnection::handle_local_candidate(const sdp::Candidate& candidate) {
   local_candidates_.push_back(candidate);
+  if (config.observer) config.observer->on_candidate(observed(candidate, true));
   if (on_ice_candidate) on_ice_candidate(to_ice_candidate(candidate, local_ ? local_->mid : "0"));
 }
 
@@ -445,6 +475,7 @@ void PeerConnection::handle_dtls_state(dtls::State state, const std::string& err
     return;
   } else if (state == dtls::State::Closed) {
     // close_notify from the peer: its data channels are gone.
+    if (!end_reason_) end_reason_ = "remote-closed";
     close_all_channels();
   }
   update_connection_state();
@@ -471,6 +502,7 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
     sctp_connected_ = true;
     last_receive_ = std::chrono::steady_clock::now();
     if (liveness_timer_ == 0) check_liveness();
+    schedule_stats();
     open_channels();
   } else if (state == sctp::State::Closed || state == sctp::State::Failed) {
     if (closed_) {
@@ -479,6 +511,7 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
       return;
     }
     sctp_connected_ = false;
+    if (!end_reason_) end_reason_ = "remote-closed";
     close_all_channels();
     // An ABORT from the peer (its close()) or an SCTP timeout ends the data
     // channels; the connection state itself follows ICE and DTLS (W3C), which
@@ -582,6 +615,7 @@ void PeerConnection::handle_sctp_message(uint16_t stream, uint32_t ppid, ByteSpa
   channel->acked = true;
   ++channel->messages_received;
   channel->bytes_received += m.data.size();
+  if (config.observer) config.observer->on_message(false, channel->label, m.data.size());
   if (channel->on_message) channel->on_message(m);
 }
 
@@ -629,6 +663,7 @@ void PeerConnection::handle_dcep(uint16_t stream, ByteSpan message) {
               sctp::SendOptions{});
   ++channels_opened_;
   channel->state = DataChannelState::Open;
+  if (config.observer) config.observer->on_data_channel_open(channel->label, stream, channel->protocol);
   if (on_data_channel) on_data_channel(std::make_shared<rtcmesh::DataChannel>(channel));
   if (channel->on_open) channel->on_open();
 }
@@ -671,6 +706,7 @@ void PeerConnection::send_message(const std::shared_ptr<DataChannel>& channel, u
   if (sctp_->send(stream, ppid, ByteSpan(payload.data(), payload.size()), options)) {
     ++channel->messages_sent;
     channel->bytes_sent += user_bytes;
+    if (config.observer) config.observer->on_message(true, channel->label, user_bytes);
     channel->sctp_buffered = sctp_->buffered_amount(stream);
   } else if (channel->on_error) {
     channel->on_error("OperationError: SCTP refused the message");
@@ -749,17 +785,50 @@ void PeerConnection::update_connection_state() {
   } else {
     s = PeerConnectionState::Connecting;
   }
-  if (s == connection_state) return;
+  const PeerConnectionState from = connection_state;
+  if (s == from) return;
   connection_state = s;
+  observe_state(from, s);
   if (on_connection_state_change) on_connection_state_change(s);
 }
 
 void PeerConnection::fail(const std::string& error) {
   if (failed_ || closed_) return;
   failed_ = true;
+  end_reason_ = "failed";
   RTCMESH_LOG(Info, "peer", "connection failed: " << error);
   if (on_error) on_error(error);
+  if (config.observer) config.observer->on_error("connection-failed", error);
   update_connection_state();
+}
+
+void PeerConnection::observe_description(ObservedDescription::Kind kind, const sdp::SessionDescription& d,
+                                         bool ice_restart) {
+  if (!config.observer) return;
+  ObservedDescription o;
+  o.kind = kind;
+  o.ice_ufrag = d.ice_ufrag;
+  if (!d.fingerprints.empty()) o.fingerprint = d.fingerprints.front().algorithm + " " + d.fingerprints.front().value;
+  o.ice_restart = ice_restart;
+  o.candidates = d.candidates.size();
+  config.observer->on_description(o);
+}
+
+void PeerConnection::observe_remote_candidates(const sdp::SessionDescription& desc) {
+  for (const auto& c : desc.candidates) config.observer->on_candidate(observed(c, false));
+}
+
+void PeerConnection::schedule_stats() {
+  if (!config.observer || stats_timer_ != 0 || closed_) return;
+  auto interval = config.observer->stats_interval();
+  if (interval.count() <= 0) return;
+  stats_timer_ = loop->post_after(interval, [weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self || self->closed_) return;
+    self->stats_timer_ = 0;
+    self->config.observer->on_stats(self->get_stats(), false);
+    self->schedule_stats();
+  });
 }
 
 void PeerConnection::set_signaling_state(SignalingState state) {
@@ -806,19 +875,7 @@ Stats PeerConnection::get_stats() const {
   }
   stats.transport.dtls_state = dtls_ ? dtls::to_string(dtls_->state()) : "new";
   stats.transport.dtls_role = !dtls_role_ ? "unknown" : *dtls_role_ == dtls::Role::Client ? "client" : "server";
-  auto add = [&stats](const std::shared_ptr<DataChannel>& c) {
-    DataChannelStats d;
-    d.id = "D" + std::to_string(c->stream.load());
-    d.label = c->label;
-    d.protocol = c->protocol;
-    d.data_channel_identifier = c->stream;
-    d.state = to_string(c->state.load());
-    d.messages_sent = c->messages_sent;
-    d.bytes_sent = c->bytes_sent;
-    d.messages_received = c->messages_received;
-    d.bytes_received = c->bytes_received;
-    stats.data_channels.push_back(std::move(d));
-  };
+  auto add = [&stats](const std::shared_ptr<DataChannel>& c) { stats.data_channels.push_back(c->stats()); };
   for (const auto& [id, channel] : channels_) add(channel);
   for (const auto& channel : pending_channels_) add(channel);
   return stats;
@@ -826,11 +883,19 @@ Stats PeerConnection::get_stats() const {
 
 void PeerConnection::close() {
   if (closed_) return;
+  if (config.observer) config.observer->on_stats(get_stats(), true);  // the final snapshot
   closed_ = true;
   signaling_state = SignalingState::Closed;
+  const PeerConnectionState final_state = connection_state;
   connection_state = PeerConnectionState::Closed;
   ice_state = IceConnectionState::Closed;
   close_all_channels();
+  if (stats_timer_ != 0) loop->cancel(stats_timer_);
+  stats_timer_ = 0;
+  if (config.observer) {
+    observe_state(final_state, PeerConnectionState::Closed);
+    config.observer->on_closed(end_reason_ ? end_reason_ : "closed", final_state);
+  }
   // No user callback runs after close() (W3C): drop them now.
   on_ice_candidate = nullptr;
   on_connection_state_change = nullptr;

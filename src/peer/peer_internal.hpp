@@ -17,6 +17,7 @@
 #include "dtls/certificate.hpp"
 #include "dtls/dtls_transport.hpp"
 #include "ice/ice_transport.hpp"
+#include "rtcmesh/observer.hpp"
 #include "rtcmesh/peer_connection.hpp"
 #include "sctp/sctp_transport.hpp"
 #include "sdp/session_description.hpp"
@@ -61,6 +62,7 @@ struct DataChannel : std::enable_shared_from_this<DataChannel> {
   const std::optional<uint16_t> max_packet_life_time;
   const std::optional<uint16_t> max_retransmits;
   const bool negotiated;
+  const std::shared_ptr<ConnectionObserver> observer;  // the connection's, may be null
 
   std::atomic<int> stream{-1};  // -1 until assigned
   std::atomic<DataChannelState> state{DataChannelState::Connecting};
@@ -89,6 +91,7 @@ struct DataChannel : std::enable_shared_from_this<DataChannel> {
   // (`before`) to at or below it.
   void amount_decreased(size_t before);
   void clear_callbacks();
+  DataChannelStats stats() const;
 };
 
 struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
@@ -159,6 +162,13 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   void update_connection_state();
   void set_signaling_state(SignalingState state);
   void fail(const std::string& error);
+  // The observer's share of a state change; `to` already stored.
+  void observe_state(PeerConnectionState from, PeerConnectionState to) {
+    if (config.observer && from != to) config.observer->on_connection_state_change(from, to);
+  }
+  void observe_description(ObservedDescription::Kind kind, const sdp::SessionDescription& d, bool ice_restart);
+  void observe_remote_candidates(const sdp::SessionDescription& desc);
+  void schedule_stats();
   Result<sdp::SessionDescription> base_description(sdp::Setup setup) const;
   std::shared_ptr<DataChannel> find_channel(uint16_t stream) const;
 
@@ -181,6 +191,8 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::chrono::steady_clock::time_point last_receive_;
   base::Loop::TimerId liveness_timer_ = 0;
   base::Loop::TimerId teardown_timer_ = 0;
+  base::Loop::TimerId stats_timer_ = 0;
+  const char* end_reason_ = nullptr;  // for the observer: "failed", "remote-closed"
   bool dtls_started_ = false;
   bool sctp_connected_ = false;
   bool failed_ = false;

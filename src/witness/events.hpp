@@ -10,6 +10,7 @@ namespace rtcmesh::witness::events {
 
 constexpr std::string_view kSessionInitialized = "session_initialized";
 constexpr std::string_view kOfferCreated = "webrtc_offer_created";      // peer_id, ice_ufrag, fingerprint
+constexpr std::string_view kOfferReceived = "webrtc_offer_received";    // peer_id, ice_ufrag, fingerprint
 constexpr std::string_view kAnswerCreated = "webrtc_answer_created";    // peer_id, ice_ufrag, fingerprint
 constexpr std::string_view kAnswerReceived = "webrtc_answer_received";  // peer_id, ice_ufrag, fingerprint
 constexpr std::string_view kIceCandidate = "webrtc_ice_candidate";  // peer_id, direction, candidate_type, protocol, priority, address

@@ -77,6 +77,7 @@ struct Recorder::Impl {
   std::condition_variable cv_work, cv_durable;
   std::deque<Pending> queue;
   bool stopping = false;
+  bool checkpoint_requested = false;
   bool closed = false;
   uint64_t accepted = 0, rejected = 0, durable = 0, records = 0, batches = 0, checkpoints = 0;
   nlohmann::json latest;
@@ -120,10 +121,12 @@ struct Recorder::Impl {
 
   void commit(uint64_t events_in_batch) {
     if (buffer.empty()) return;
+    const int64_t write_start = monotonic_us();
     write_all(fd, buffer, path);
     if (opt.sync && ::fdatasync(fd) != 0) {
       fatal("witness: fdatasync " + path + " failed: " + std::strerror(errno));
     }
+    const auto write_sync = std::chrono::microseconds(monotonic_us() - write_start);
     buffer.clear();
     uint64_t now_durable;
     {
@@ -135,17 +138,23 @@ struct Recorder::Impl {
     }
     cv_durable.notify_all();
     if (opt.on_durable && events_in_batch) opt.on_durable(now_durable);
+    if (opt.on_batch) opt.on_batch(events_in_batch, write_sync);
   }
 
   void run() {
     std::vector<Pending> batch;
     for (;;) {
       bool stop;
+      bool requested = false;
       uint64_t rejected_now;
       {
         std::unique_lock<std::mutex> lock(mu);
         auto due = last_checkpoint + opt.checkpoint_interval;
-        cv_work.wait_until(lock, due, [&] { return stopping || !queue.empty(); });
+        cv_work.wait_until(lock, due, [&] { return stopping || checkpoint_requested || !queue.empty(); });
+        if (checkpoint_requested) {
+          checkpoint_requested = false;
+          requested = true;
+        }
         size_t n = std::min(queue.size(), opt.max_batch);
         batch.clear();
         for (size_t i = 0; i < n; ++i) {
@@ -165,7 +174,7 @@ struct Recorder::Impl {
         dropped_reported = rejected_now;
       }
       if (since_checkpoint > 0 &&
-          (stop || std::chrono::steady_clock::now() - last_checkpoint >= opt.checkpoint_interval)) {
+          (stop || requested || std::chrono::steady_clock::now() - last_checkpoint >= opt.checkpoint_interval)) {
         append_checkpoint();
       }
       commit(batch.size());
@@ -269,6 +278,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path,
     RTCMESH_LOG(Warn, "witness", path << ": removed a torn tail of " << info.truncated_bytes
                                       << " bytes left by a crash");
   }
+  impl->append_checkpoint();  // a signed head from the start, for peers and auditors
   impl->commit(0);
   if (info.created) {
     // Make the new file's directory entry durable too.
@@ -324,6 +334,15 @@ bool Recorder::flush(std::chrono::milliseconds timeout) {
   }
   if (target == 0) return true;
   return wait_durable(target - 1, timeout);
+}
+
+void Recorder::request_checkpoint() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->closed || impl_->stopping) return;
+    impl_->checkpoint_requested = true;
+  }
+  impl_->cv_work.notify_one();
 }
 
 void Recorder::close() {

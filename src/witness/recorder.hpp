@@ -37,6 +37,9 @@ struct RecorderOptions {
   // from record() to durable: for witness_events_recorded_total{event_type} and
   // witness_recording_latency_seconds. Keep it cheap (a counter, a histogram).
   std::function<void(std::string_view event_type, std::chrono::microseconds latency)> on_recorded;
+  // Called on the writer thread after each group commit: events in it (records
+  // the writer added are not counted) and the time write() + fdatasync() took.
+  std::function<void(size_t events, std::chrono::microseconds write_sync)> on_batch;
 };
 
 struct RecorderStats {
@@ -73,6 +76,9 @@ class Recorder {
   uint64_t durable_events() const;  // tickets below this are durable
   bool wait_durable(uint64_t ticket, std::chrono::milliseconds timeout);
   bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Asks the writer for a checkpoint over everything written so far, soon (it
+  // does not wait); latest_checkpoint() has it once the writer got to it.
+  void request_checkpoint();
   // Writes a final checkpoint, syncs and stops the writer. Idempotent.
   void close();
 
