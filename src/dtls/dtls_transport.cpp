@@ -363,8 +363,43 @@ void DtlsTransport::receive_from_lower(ByteSpan datagram) {
   process_datagram(datagram);
 }
 
+// OpenSSL 3.0.18+ answers an encrypted record shorter than its AEAD overhead
+// (explicit nonce + tag) with a fatal internal_error alert instead of
+// discarding it, so one forged 14-byte datagram would end the association.
+// RFC 6347 section 4.1.2.7 says such records are dropped: do it before OpenSSL
+// sees them. Returns the datagram, or a copy in `scratch` without those records.
+ByteSpan DtlsTransport::drop_short_records(ByteSpan datagram, std::vector<uint8_t>& scratch) const {
+  constexpr size_t kHeader = 13;
+  auto is_short = [&](size_t pos) {
+    const uint16_t epoch = static_cast<uint16_t>(datagram[pos + 3] << 8 | datagram[pos + 4]);
+    const size_t length = static_cast<size_t>(datagram[pos + 11] << 8 | datagram[pos + 12]);
+    return epoch != 0 && length < min_record_overhead_;
+  };
+  bool any = false;
+  for (size_t pos = 0; pos + kHeader <= datagram.size();) {
+    const size_t length = static_cast<size_t>(datagram[pos + 11] << 8 | datagram[pos + 12]);
+    if (is_short(pos)) any = true;
+    pos += kHeader + length;
+  }
+  if (!any) return datagram;
+  scratch.clear();
+  size_t pos = 0;
+  for (; pos + kHeader <= datagram.size();) {
+    const size_t length = static_cast<size_t>(datagram[pos + 11] << 8 | datagram[pos + 12]);
+    const size_t end = std::min(datagram.size(), pos + kHeader + length);
+    if (!is_short(pos)) scratch.insert(scratch.end(), datagram.begin() + pos, datagram.begin() + end);
+    pos = end;
+  }
+  if (pos < datagram.size()) scratch.insert(scratch.end(), datagram.begin() + pos, datagram.end());
+  RTCMESH_LOG(Debug, kLog, "dropped encrypted records shorter than " << min_record_overhead_ << " bytes");
+  return ByteSpan(scratch.data(), scratch.size());
+}
+
 // One datagram: either a handshake step or one SSL_read loop.
 void DtlsTransport::process_datagram(ByteSpan datagram) {
+  std::vector<uint8_t> scratch;
+  datagram = drop_short_records(datagram, scratch);
+  if (datagram.empty()) return;
   input_ = datagram;
   std::weak_ptr<bool> alive = alive_;
   if (!handshake_done_) {
@@ -398,6 +433,11 @@ bool DtlsTransport::on_handshake_done() {
     return fail(verify_error_);
   }
   SSL_set_mtu(ssl_, kConnectedMtu);
+  // AES-GCM records carry an 8-byte explicit nonce and a 16-byte tag;
+  // ChaCha20-Poly1305 only the tag.
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
+  const char* name = cipher ? SSL_CIPHER_get_name(cipher) : "";
+  min_record_overhead_ = std::strstr(name, "CHACHA20") ? 16 : 24;
   arm_timer();  // normally nothing is pending once the handshake is complete
   RTCMESH_LOG(Debug, kLog, "connected as " << (role_ == Role::Client ? "client" : "server")
                                            << " with " << SSL_get_cipher_name(ssl_));

@@ -103,6 +103,7 @@ class DtlsTransport final : public PacketTransport {
   bool set_state(State state, const std::string& error = {});
   bool fail(const std::string& error);
   void process_datagram(ByteSpan datagram);
+  ByteSpan drop_short_records(ByteSpan datagram, std::vector<uint8_t>& scratch) const;
   bool do_handshake();
   bool on_handshake_done();
   bool read_records(bool until_would_block = false);
@@ -135,6 +136,7 @@ class DtlsTransport final : public PacketTransport {
   std::string verify_error_;
   std::shared_ptr<bool> alive_;  // timers and posted tasks capture a weak_ptr to this
   std::vector<uint8_t> read_buffer_;  // one plaintext record, reused
+  size_t min_record_overhead_ = 16;   // bytes an encrypted record has at least (set at connect)
 };
 
 }  // namespace rtcmesh::dtls
