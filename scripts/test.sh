@@ -17,7 +17,10 @@ jobs=$(nproc)
 run_ctest() {
   local preset=$1
   shift
-  scripts/netns.sh ctest --test-dir "build/$preset" --output-on-failure --no-tests=error -j "$jobs" "$@"
+  # Nodes started by the tests keep their keys and witness logs here, not in ~.
+  rm -rf "build/$preset/test-data"
+  mkdir -p "build/$preset/test-data"
+  XDG_DATA_HOME="$PWD/build/$preset/test-data" scripts/netns.sh ctest --test-dir "build/$preset" --output-on-failure --no-tests=error -j "$jobs" "$@"
 }
 
 for stage in "${stages[@]}"; do

@@ -137,8 +137,8 @@ Runner add_hub_command(CLI::App& app) {
         node->record(std::string(e.type), std::move(data));
       };
     }
-    std::fprintf(stderr, "rtcmesh hub: node %s, witness %s\n", node->node_id().c_str(),
-                 node->recorder() ? node->recorder()->path().c_str() : "off");
+    args->options.startup_note = "node " + node->node_id() + ", witness " +
+                                 (node->recorder() ? node->recorder()->path() : std::string("off"));
     return hub::run_hub(args->options);
   };
 }

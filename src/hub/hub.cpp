@@ -1738,6 +1738,7 @@ int run_hub(const HubOptions& options) {
   std::fprintf(stderr, "rtcmesh hub: listening on %s://%s/ (signaling %s://%s/signaling)\n",
                secure ? "https" : "http", authority.c_str(), secure ? "wss" : "ws",
                authority.c_str());
+  if (!options.startup_note.empty()) std::fprintf(stderr, "rtcmesh hub: %s\n", options.startup_note.c_str());
   std::fflush(stderr);
   io.run();
   return 0;

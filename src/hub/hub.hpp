@@ -50,6 +50,8 @@ struct HubOptions {
     uint64_t count = 1;     // hub_reject: rejections of this reason since the last record
   };
   std::function<void(const AuditEvent&)> on_audit;
+  // Printed to stderr after the listening line (node id, witness file).
+  std::string startup_note;
 };
 
 // Checks options that can be checked without touching the network; returns an

@@ -48,13 +48,18 @@ class Hub:
 
 
 class Peer:
-    def __init__(self, binary, hub_url, peer_id, download_dir=None, extra=(), room="demo", env=None):
+    def __init__(self, binary, hub_url, peer_id, download_dir=None, extra=(), room="demo", env=None,
+                 data_dir=None):
+        """peer_id None: the peer uses its node id (learned from its "node" event)."""
         self.id = peer_id
         self.download_dir = download_dir
-        args = [binary, "peer", "--hub", hub_url, "--room", room, "--id", peer_id, "--json",
-                "--reconnect-interval", "200"]
+        args = [binary, "peer", "--hub", hub_url, "--room", room, "--json", "--reconnect-interval", "200"]
+        if peer_id is not None:
+            args += ["--id", peer_id]
         if download_dir:
             args += ["--download-dir", download_dir]
+        if data_dir:
+            args += ["--data-dir", data_dir]
         args += list(extra)
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1,
@@ -83,6 +88,9 @@ class Peer:
                         threading.Thread(target=read_err, daemon=True)]
         for t in self.readers:
             t.start()
+        self.node = self.wait("node", timeout=15)[0]
+        if self.id is None:
+            self.id = self.node["node_id"]
 
     def send(self, line):
         self.proc.stdin.write(line + "\n")
