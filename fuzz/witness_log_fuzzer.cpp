@@ -8,6 +8,7 @@
 
 #include "fuzz_check.hpp"
 #include "witness/fast_record.hpp"
+#include "witness/format.hpp"
 #include "witness/verifier.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -31,6 +32,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                       full->event_type == view.event_type && full->agent == view.agent,
                   "scan_record and parse_record disagree");
     }
+  }
+  // A checkpoint a peer sends over the data channel (Part 3 witness-checkpoint):
+  // parsed and its signature checked; whatever passes must be self-consistent.
+  auto cp = witness::parse_peer_checkpoint(bytes);
+  if (cp.ok()) {
+    fuzz::check(cp->signature_ok(), "accepted a checkpoint whose signature fails");
+    fuzz::check(witness::Checkpoint::from_export(cp->export_json().dump()).ok(), "export does not re-parse");
   }
   return 0;
 }

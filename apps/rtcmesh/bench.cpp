@@ -19,8 +19,16 @@
 #include <mutex>
 #include <thread>
 
+#include <prometheus/registry.h>
+
 #include "commands.hpp"
+#include "observe/node.hpp"
 #include "rtcmesh/peer_connection.hpp"
+#include "witness/recorder.hpp"
+
+namespace prometheus {
+class Registry;
+}
 
 namespace rtcmesh::app {
 namespace {
@@ -37,6 +45,14 @@ struct BenchOptions {
   std::string only;
   int threads = 2;
   int setup_threads = 1;
+  std::string witness_compare;  // dir: throughput with the witness off vs on
+  int rounds = 7;
+  int witness_sample = 10;  // -1: metrics only, no log
+};
+
+// Observers for the two ends of a pair (null = none).
+struct Observers {
+  std::shared_ptr<ConnectionObserver> a, b;
 };
 
 struct Signal {
@@ -67,12 +83,14 @@ struct Pair {
 
 // threads == 2: the answerer gets a network thread of its own, as if the two
 // peers were two processes; threads == 1: both share the process's thread.
-std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init = {}) {
+std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init = {}, const Observers& obs = {}) {
   Configuration config;
   config.gather_addresses = {"127.0.0.1"};
   auto pair = std::make_unique<Pair>();
+  config.observer = obs.a;
   auto ca = PeerConnection::create(config);
   config.dedicated_network_thread = threads > 1;
+  config.observer = obs.b;
   auto cb = PeerConnection::create(config);
   if (!ca || !cb) throw std::runtime_error("create: " + ca.error + cb.error);
   pair->a = *ca.value;
@@ -150,8 +168,8 @@ double percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
-double throughput_MBps(const BenchOptions& o, int threads) {
-  auto pair = connect_pair(threads);
+double throughput_MBps(const BenchOptions& o, int threads, const Observers& obs = {}) {
+  auto pair = connect_pair(threads, {}, obs);
   std::atomic<uint64_t> received{0};
   pair->db->on_message([&](const Message& m) { received += m.data.size(); });
   std::vector<uint8_t> chunk(o.message_size, 0x5a);
@@ -209,6 +227,89 @@ std::pair<double, double> rtt_us(const BenchOptions& o, int threads) {
   return {percentile(samples, 0.5), percentile(samples, 0.99)};
 }
 
+// The recording overhead: the same throughput run with no observer and with
+// each end recording into its own node's witness log (durable, default policy:
+// 1 message in 10 sampled, stats every 10 s) and counting metrics, as `rtcmesh
+// peer` does. Off and on alternate so drift hits both alike.
+int witness_compare(const BenchOptions& o) {
+  std::vector<std::unique_ptr<observe::Node>> nodes;
+  std::vector<std::shared_ptr<prometheus::Registry>> registries;
+  for (const char* name : {"a", "b"}) {
+    observe::NodeOptions no;
+    no.data_dir = o.witness_compare + "/" + name;
+    no.role = "bench";
+    no.policy.message_sample_every = o.witness_sample;
+    no.no_witness = o.witness_sample < 0;
+    if (no.no_witness) no.policy.message_sample_every = 0;
+    auto registry = std::make_shared<prometheus::Registry>();
+    auto node = observe::Node::open(no, registry);
+    if (!node) {
+      std::fprintf(stderr, "rtcmesh bench: %s\n", node.error().message.c_str());
+      return 1;
+    }
+    nodes.push_back(std::move(node.value()));
+    registries.push_back(registry);
+  }
+  std::vector<double> off, on;
+  auto accepted = [&] {
+    uint64_t n = 0;
+    for (auto& node : nodes) n += node->recorder() ? node->recorder()->stats().accepted : 0;
+    return n;
+  };
+  auto rejected_total = [&] {
+    uint64_t n = 0;
+    for (auto& node : nodes) n += node->recorder() ? node->recorder()->stats().rejected : 0;
+    return n;
+  };
+  uint64_t events_before = accepted();
+  try {
+    for (int r = 0; r < o.rounds; ++r) {
+      off.push_back(throughput_MBps(o, o.threads));
+      Observers obs{nodes[0]->observe_connection("bench-b", "round" + std::to_string(r)),
+                    nodes[1]->observe_connection("bench-a", "round" + std::to_string(r))};
+      on.push_back(throughput_MBps(o, o.threads, obs));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rtcmesh bench: %s\n", e.what());
+    return 1;
+  }
+  for (auto& n : nodes) {
+    if (n->recorder()) n->recorder()->flush();
+  }
+  uint64_t events = accepted() - events_before;
+  uint64_t rejected = rejected_total();
+  const double moff = percentile(off, 0.5), mon = percentile(on, 0.5);
+  // Paired: each "on" round against the "off" round just before it, so a drift
+  // of the machine over the run cancels out; the median of those.
+  std::vector<double> paired;
+  for (size_t i = 0; i < off.size(); ++i) {
+    if (off[i] > 0) paired.push_back((off[i] - on[i]) / off[i] * 100.0);
+  }
+  nlohmann::json out = {{"throughput_witness_off_MBps", moff},
+                        {"throughput_witness_on_MBps", mon},
+                        {"witness_overhead_pct", percentile(paired, 0.5)},
+                        {"witness_overhead_of_medians_pct", moff > 0 ? (moff - mon) / moff * 100.0 : 0.0},
+                        {"witness_events_per_on_round", static_cast<double>(events) / o.rounds},
+                        {"witness_events_rejected", rejected},
+                        {"rounds", o.rounds},
+                        {"seconds_per_round", o.seconds},
+                        {"message_size", o.message_size}};
+  out["off_runs_MBps"] = off;
+  out["on_runs_MBps"] = on;
+  for (auto& n : nodes) n->close();
+  if (o.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("throughput, %zu-byte messages, %d rounds of %.1f s, medians\n", o.message_size, o.rounds, o.seconds);
+    std::printf("  witness off   %8.1f MB/s\n", moff);
+    std::printf("  witness on    %8.1f MB/s   (%.0f events recorded per round)\n", mon,
+                static_cast<double>(events) / o.rounds);
+    std::printf("  overhead      %8.2f %%   (median of paired rounds; of the medians %.2f %%; target < 3 %%)\n",
+                out["witness_overhead_pct"].get<double>(), out["witness_overhead_of_medians_pct"].get<double>());
+  }
+  return 0;
+}
+
 long rss_kB() {
   std::ifstream statm("/proc/self/statm");
   long pages_total = 0, pages_resident = 0;
@@ -239,9 +340,17 @@ Runner add_bench_command(CLI::App& app) {
                   "the 1-thread figures are reported too), 1 = both peers on one thread")
       ->check(CLI::Range(1, 2))
       ->capture_default_str();
+  cmd->add_option("--witness-compare", o->witness_compare,
+                  "Throughput with the witness and metrics off vs on (two nodes' logs in DIR), "
+                  "--rounds times each, interleaved; prints medians and the overhead");
+  cmd->add_option("--witness-sample", o->witness_sample,
+                  "For --witness-compare: record 1 message in N (0 = none, -1 = no log, metrics only)")
+      ->capture_default_str();
+  cmd->add_option("--rounds", o->rounds, "Rounds for --witness-compare")->check(CLI::Range(1, 100))->capture_default_str();
   return [o]() -> int {
     nlohmann::json out;
     auto want = [&](const char* name) { return o->only.empty() || o->only == name; };
+    if (!o->witness_compare.empty()) return witness_compare(*o);
     try {
       if (want("throughput")) {
         out["throughput_MBps"] = throughput_MBps(*o, o->threads);

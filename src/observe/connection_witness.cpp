@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "observe/metrics.hpp"
@@ -97,11 +98,30 @@ void ConnectionWitness::on_message(bool sent, const std::string& label, size_t s
   uint64_t count = sent ? ++sent_ : ++received_;
   const uint32_t every = policy_.message_sample_every;
   if (!recorder_ || every == 0 || (count - 1) % every != 0) return;
-  emit(ev::kDataChannelMessageSample, {{"label", label},
-                                       {"direction", sent ? "sent" : "received"},
-                                       {"message_count", count},
-                                       {"message_size_bytes", size},
-                                       {"sample_rate", every}});
+  if (const uint32_t cap = policy_.max_samples_per_second; cap != 0) {
+    const auto now = std::chrono::steady_clock::now();
+    if (tokens_at_.time_since_epoch().count() == 0) {
+      sample_tokens_ = cap;
+    } else {
+      sample_tokens_ = std::min<double>(cap, sample_tokens_ + cap * std::chrono::duration<double>(now - tokens_at_).count());
+    }
+    tokens_at_ = now;
+    if (sample_tokens_ < 1) {
+      ++unsampled_;
+      return;
+    }
+    sample_tokens_ -= 1;
+  }
+  json data = {{"label", label},
+               {"direction", sent ? "sent" : "received"},
+               {"message_count", count},
+               {"message_size_bytes", size},
+               {"sample_rate", every}};
+  if (unsampled_) {
+    data["samples_skipped"] = unsampled_;  // over the per-second cap since the last sample
+    unsampled_ = 0;
+  }
+  emit(ev::kDataChannelMessageSample, std::move(data));
 }
 
 void ConnectionWitness::on_stats(const Stats& s, bool final) {

@@ -28,6 +28,10 @@ struct WitnessPolicy {
   // Record 1 message in N per connection and direction (the 1st, N+1th, ...);
   // 0 records none.
   uint32_t message_sample_every = 10;
+  // ... and at most this many samples a second per connection (0 = no cap), so
+  // a bulk transfer of small messages cannot flood the log; message_count keeps
+  // counting, so the totals stay visible.
+  uint32_t max_samples_per_second = 20;
   std::chrono::milliseconds stats_interval{10000};
   // Record ICE candidate addresses as salted hashes (witness::salted_address_hash)
   // instead of in the clear. The salt stays out of the log.
@@ -62,6 +66,9 @@ class ConnectionWitness : public ConnectionObserver {
   const std::string peer_id_;
   const std::string session_;
   uint64_t sent_ = 0, received_ = 0;
+  uint64_t unsampled_ = 0;            // due samples skipped by the cap since the last one
+  double sample_tokens_ = 0;
+  std::chrono::steady_clock::time_point tokens_at_{};
   std::set<int> open_channels_;
   bool closed_ = false;
 };

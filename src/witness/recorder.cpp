@@ -151,6 +151,12 @@ struct Recorder::Impl {
         std::unique_lock<std::mutex> lock(mu);
         auto due = last_checkpoint + opt.checkpoint_interval;
         cv_work.wait_until(lock, due, [&] { return stopping || checkpoint_requested || !queue.empty(); });
+        // Group commit window: let a trickle of events gather into one write and
+        // one fdatasync (PostgreSQL's commit_delay), so a busy connection costs
+        // a few hundred syncs and wake-ups a second, not one per event.
+        if (!queue.empty() && !stopping && opt.commit_delay.count() > 0 && queue.size() < opt.max_batch) {
+          cv_work.wait_for(lock, opt.commit_delay, [&] { return stopping || queue.size() >= opt.max_batch; });
+        }
         if (checkpoint_requested) {
           checkpoint_requested = false;
           requested = true;
@@ -311,6 +317,10 @@ std::optional<uint64_t> Recorder::record(std::string event_type, nlohmann::json 
     }
     impl_->queue.push_back(std::move(p));
     ticket = impl_->accepted++;
+    // Wake the writer only when it sleeps on an empty queue or a batch is full:
+    // inside its commit window it collects the rest without being woken.
+    const size_t n = impl_->queue.size();
+    if (n != 1 && n != impl_->opt.max_batch) return ticket;
   }
   impl_->cv_work.notify_one();
   return ticket;

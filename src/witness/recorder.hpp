@@ -29,6 +29,11 @@ struct RecorderOptions {
   size_t checkpoint_every = 10000;  // records
   std::chrono::milliseconds checkpoint_interval{5000};
   size_t max_batch = 8192;
+  // Group commit window: after the first event of a batch the writer waits this
+  // long for more before it writes and syncs (a full batch goes at once). It
+  // bounds syncs and thread wake-ups per second; an event is still acknowledged
+  // only once synced. 0 = write at once.
+  std::chrono::microseconds commit_delay{2000};
   bool sync = true;  // fdatasync each batch (off only for benchmarks of the CPU path)
   // Called on the writer thread after each durable batch with the number of
   // accepted events now durable (tickets 0 .. n-1).
