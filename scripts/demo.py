@@ -29,8 +29,8 @@ def ms():
     return f"{(time.monotonic() - T0) * 1000:8.1f} ms"
 
 
-def start_hub(listen):
-    hub = subprocess.Popen([binary, "hub", "--listen", listen], stderr=subprocess.PIPE, text=True)
+def start_hub(listen, extra=()):
+    hub = subprocess.Popen([binary, "hub", "--listen", listen, *extra], stderr=subprocess.PIPE, text=True)
     for line in hub.stderr:
         m = re.search(r"listening on (https?://[^/ ]+)/", line)
         if m:
@@ -57,12 +57,13 @@ def interactive():
 
 
 class Peer:
-    def __init__(self, name, ws, downloads):
+    def __init__(self, name, ws, downloads, data_dir):
         self.name = name
+        self.data_dir = data_dir
         self.events = queue.Queue()
         self.proc = subprocess.Popen(
             [binary, "peer", "--hub", ws, "--room", "demo", "--id", name, "--json",
-             "--download-dir", downloads, "--quiet"],
+             "--download-dir", downloads, "--quiet", "--data-dir", data_dir],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
@@ -91,15 +92,15 @@ class Peer:
 
 
 def unattended():
-    hub, base = start_hub("127.0.0.1:0")
+    tmp = tempfile.mkdtemp(prefix="rtcmesh-demo-")
+    hub, base = start_hub("127.0.0.1:0", ["--data-dir", os.path.join(tmp, "hub-node")])
     ws = base.replace("http", "ws", 1) + "/signaling"
     print(f"{ms()}  hub up at {base}/ (signaling {ws})", flush=True)
-    tmp = tempfile.mkdtemp(prefix="rtcmesh-demo-")
     names = ["alice", "bob", "carol"]
     peers = {}
     try:
         for n in names:
-            peers[n] = Peer(n, ws, os.path.join(tmp, n))
+            peers[n] = Peer(n, ws, os.path.join(tmp, n), os.path.join(tmp, n + "-node"))
             peers[n].wait(lambda e: e.get("event") == "joined", "its welcome")
             print(f"{ms()}  {n} joined room demo", flush=True)
         for n, p in peers.items():
@@ -135,7 +136,9 @@ def unattended():
                   f"rtt {row.get('rtt_ms')} ms", flush=True)
         if not ok:
             raise SystemExit("demo: file transfer failed")
-        print("demo: ok: a hub introduced three native peers; chat and files went peer to peer")
+        # Each peer hands its signed witness checkpoint to the others when the channel opens.
+        peers["bob"].wait(lambda e: e.get("event") == "witness-checkpoint" and e.get("ok"),
+                          "a peer's witness checkpoint")
     finally:
         for p in peers.values():
             p.proc.send_signal(signal.SIGINT)
@@ -146,6 +149,20 @@ def unattended():
                 p.proc.kill()
         hub.send_signal(signal.SIGINT)
         hub.wait(timeout=10)
+    # The witness: every node's log verifies, and bob holds alice's checkpoint.
+    for name in names + ["hub"]:
+        log = os.path.join(tmp, name + "-node", "witness.log")
+        r = subprocess.run([binary, "witness", "verify", log], capture_output=True, text=True)
+        print(f"{ms()}  {name}'s witness log: {r.stdout.splitlines()[0] if r.stdout else r.stderr.strip()}",
+              flush=True)
+        if r.returncode != 0:
+            raise SystemExit(f"demo: {name}'s witness log does not verify")
+    held = [f for f in os.listdir(os.path.join(tmp, "bob-node", "peers")) if f.endswith(".checkpoint.json")]
+    print(f"{ms()}  bob holds the signed checkpoints of {len(held)} other nodes", flush=True)
+    if len(held) < 2:
+        raise SystemExit("demo: checkpoints were not exchanged")
+    print("demo: ok: a hub introduced three native peers; chat and files went peer to peer; "
+          "every node's witness log verifies")
 
 
 if __name__ == "__main__":
