@@ -1,12 +1,14 @@
 // Two native peers in one process over real UDP on 127.0.0.1.
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <random>
 #include <thread>
 
 #include "pair.hpp"
+#include "rtcmesh/observer.hpp"
 
 namespace rtcmesh::testing {
 namespace {
@@ -459,6 +461,117 @@ TEST(PeerConnection, IceRestartKeepsTheChannelWorking) {
   ASSERT_TRUE(cp.local->send("after restart"));
   ASSERT_TRUE(cp.waiter.wait([&] { return cp.at_remote.size() == 1; }, 10s));
   EXPECT_EQ(pair.offerer->connection_state(), PeerConnectionState::Connected);
+}
+
+}  // namespace
+}  // namespace rtcmesh::testing
+
+// The observer tap (rtcmesh/observer.hpp): what the witness and metrics see.
+namespace rtcmesh::testing {
+namespace {
+
+struct Log : ConnectionObserver {
+  std::mutex mutex;
+  std::vector<std::string> events;
+  uint64_t sent = 0, received = 0, sent_bytes = 0, received_bytes = 0;
+  std::vector<Stats> stats;
+  std::vector<bool> stats_final;
+  std::vector<DataChannelStats> closed_channels;
+  std::string closed_reason;
+
+  void add(std::string e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    events.push_back(std::move(e));
+  }
+  bool has(const std::string& e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return std::find(events.begin(), events.end(), e) != events.end();
+  }
+  void on_description(const ObservedDescription& d) override {
+    static const char* names[] = {"offer-created", "answer-created", "offer-received", "answer-received"};
+    add(std::string(names[static_cast<int>(d.kind)]) + (d.fingerprint.rfind("sha-256 ", 0) == 0 ? "" : " no-fp"));
+  }
+  void on_candidate(const ObservedCandidate& c) override {
+    add(std::string(c.local ? "local" : "remote") + "-candidate " + c.candidate_type + " " + c.address);
+  }
+  void on_connection_state_change(PeerConnectionState from, PeerConnectionState to) override {
+    add(std::string("state ") + to_string(from) + "->" + to_string(to));
+  }
+  void on_data_channel_open(const std::string& label, int, const std::string&) override { add("open " + label); }
+  void on_data_channel_close(const DataChannelStats& s) override {
+    add("close " + s.label);
+    std::lock_guard<std::mutex> lock(mutex);
+    closed_channels.push_back(s);
+  }
+  void on_message(bool is_sent, const std::string&, size_t size) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    (is_sent ? sent : received) += 1;
+    (is_sent ? sent_bytes : received_bytes) += size;
+  }
+  void on_stats(const Stats& s, bool final) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    stats.push_back(s);
+    stats_final.push_back(final);
+  }
+  std::chrono::milliseconds stats_interval() const override { return std::chrono::milliseconds(100); }
+  void on_error(const std::string& kind, const std::string&) override { add("error " + kind); }
+  void on_closed(const std::string& reason, PeerConnectionState) override {
+    add("closed " + reason);
+    std::lock_guard<std::mutex> lock(mutex);
+    closed_reason = reason;
+  }
+};
+
+TEST(ConnectionObserver, SeesTheWholeLifeOfAConnection) {
+  auto la = std::make_shared<Log>(), lb = std::make_shared<Log>();
+  auto ca = loopback_config(), cb = loopback_config();
+  ca.observer = la;
+  cb.observer = lb;
+  {
+    ChannelPair cp;
+    Pair pair(ca, cb);
+    pair.wire_candidates();
+    ASSERT_EQ(cp.open(pair, "watched"), "");
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(cp.local->send(std::string(100, 'x')));
+    ASSERT_TRUE(cp.waiter.wait([&] { return cp.at_remote.size() == 5; }));
+    // A bad candidate is refused and reported; the connection carries on.
+    EXPECT_NE(pair.answerer->add_ice_candidate({"candidate:bogus"}), "");
+    std::this_thread::sleep_for(300ms);  // periodic stats every 100 ms
+    pair.offerer->close();
+    // The answerer sees the peer go (SCTP SHUTDOWN, close_notify), then closes itself.
+    ASSERT_TRUE(cp.waiter.wait([&] { return cp.remote_closed; }, 5s));
+    std::this_thread::sleep_for(100ms);
+    pair.answerer->close();
+  }
+  EXPECT_TRUE(la->has("offer-created"));
+  EXPECT_TRUE(la->has("answer-received"));
+  EXPECT_TRUE(lb->has("offer-received"));
+  EXPECT_TRUE(lb->has("answer-created"));
+  EXPECT_TRUE(la->has("local-candidate host 127.0.0.1"));
+  EXPECT_TRUE(la->has("remote-candidate host 127.0.0.1"));
+  for (auto* l : {la.get(), lb.get()}) {
+    EXPECT_TRUE(l->has("state new->connecting"));
+    EXPECT_TRUE(l->has("state connecting->connected"));
+    EXPECT_TRUE(l->has("state connected->closed"));  // close() fires no W3C event; the observer hears it
+    EXPECT_TRUE(l->has("open watched"));
+    EXPECT_TRUE(l->has("close watched"));
+  }
+  EXPECT_TRUE(lb->has("error invalid-candidate"));
+  EXPECT_EQ(la->closed_reason, "closed");
+  EXPECT_EQ(lb->closed_reason, "remote-closed");
+  EXPECT_EQ(la->sent, 5u);
+  EXPECT_EQ(la->sent_bytes, 500u);
+  EXPECT_EQ(lb->received, 5u);
+  ASSERT_FALSE(la->closed_channels.empty());
+  EXPECT_EQ(la->closed_channels[0].messages_sent, 5u);
+  EXPECT_EQ(lb->closed_channels[0].messages_received, 5u);
+  ASSERT_GE(la->stats.size(), 3u);  // at least two periodic snapshots and the final one
+  EXPECT_TRUE(la->stats_final.back());
+  EXPECT_FALSE(la->stats_final.front());
+  EXPECT_TRUE(la->stats.back().selected_candidate_pair.has_value());
+  // Nothing after on_closed.
+  std::lock_guard<std::mutex> lock(la->mutex);
+  EXPECT_EQ(la->events.back(), "closed closed");
 }
 
 }  // namespace
