@@ -364,11 +364,12 @@ class Server {
   // A connection that used its read budget this turn is read again next turn.
   void carry(std::shared_ptr<Connection> c) { carry_.push_back(std::move(c)); }
 
-  // Counts a rejection, and tells the witness: every join rejection, other
-  // kinds at most once a second per reason with the count since (a flood of bad
-  // frames must not become a flood of records).
+  // Counts a rejection, and tells the witness: refused joins (with the room
+  // and peer asked for) up to 20 a second per reason, other kinds once a second
+  // per reason, each record with the count since the last (a flood of bad
+  // frames or joins must not become a flood of records).
   void count_rejection(std::string_view reason, std::string_view room = {}, std::string_view peer = {},
-                       bool always_audit = false) {
+                       bool join = false) {
     auto it = counters_.rejections.find(reason);
     if (it == counters_.rejections.end()) {
       it = counters_.rejections.emplace(std::string(reason), 0).first;
@@ -378,7 +379,12 @@ class Server {
     auto& a = audit_rejections_[it->first];
     ++a.pending;
     const auto now = std::chrono::steady_clock::now();
-    if (!always_audit && a.last.time_since_epoch().count() != 0 && now - a.last < std::chrono::seconds(1)) return;
+    if (now - a.window >= std::chrono::seconds(1)) {
+      a.window = now;
+      a.in_window = 0;
+    }
+    if (a.in_window >= (join ? 20u : 1u)) return;
+    ++a.in_window;
     HubOptions::AuditEvent e;
     e.type = "hub_reject";
     e.reason = reason;
@@ -387,7 +393,6 @@ class Server {
     e.count = a.pending;
     opt_.on_audit(e);
     a.pending = 0;
-    a.last = now;
   }
   void audit(std::string_view type, std::string_view room, std::string_view peer, std::string_view reason,
              bool resumed = false) {
@@ -504,8 +509,9 @@ class Server {
   Counters counters_;
   Metrics metrics_{opt_.registry};
   struct AuditThrottle {
-    std::chrono::steady_clock::time_point last{};
-    uint64_t pending = 0;
+    std::chrono::steady_clock::time_point window{};  // start of the current second
+    uint32_t in_window = 0;                          // records in it
+    uint64_t pending = 0;                            // rejections since the last record
   };
   std::map<std::string, AuditThrottle, std::less<>> audit_rejections_;
   std::unordered_map<std::string, const WebAsset*> assets_;

@@ -136,6 +136,7 @@ struct Link {
   Clock::time_point ping_sent;
   std::optional<double> app_rtt_ms;
   uint64_t checkpoint_sent = 0;  // size of the last checkpoint we sent on this link
+  Clock::time_point checkpoint_received{};  // when the last one from the peer was taken
 };
 
 struct Outgoing {
@@ -881,9 +882,19 @@ void Mesh::Impl::app_message(const std::string& from, const json& m, bool relaye
     it->second.app_rtt_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - it->second.ping_sent).count();
   } else if (type == "witness-checkpoint" && !relayed) {
-    if (options.on_peer_checkpoint && m.contains("checkpoint") && m["checkpoint"].is_object()) {
-      options.on_peer_checkpoint(from, m["checkpoint"]);
+    // One a second per peer at most: each costs a signature check and a record.
+    auto it = links.find(from);
+    if (it == links.end() || !options.on_peer_checkpoint || !m.contains("checkpoint") ||
+        !m["checkpoint"].is_object()) {
+      return;
     }
+    const auto now = Clock::now();
+    if (it->second.checkpoint_received != Clock::time_point{} &&
+        now - it->second.checkpoint_received < std::chrono::seconds(1)) {
+      return;
+    }
+    it->second.checkpoint_received = now;
+    options.on_peer_checkpoint(from, m["checkpoint"]);
   } else if (type == "hello") {
     RTCMESH_LOG(Info, "mesh", "hello from " << from << " (" << get_str(m, "agent") << ")");
   } else if (type == "file-offer" && !relayed) {

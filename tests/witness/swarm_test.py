@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -200,6 +201,14 @@ def case_two_peers_logs(work):
         b.wait("witness-checkpoint", n=n_a + 1, peer=a.id, ok=True, timeout=15)
         a_id, b_id = a.id, b.id
         a_node = a.node
+        # A third process claims A's id: the hub refuses the join (the client
+        # keeps retrying) and records why.
+        intruder = subprocess.Popen([BIN, "peer", "--hub", s.hub.url, "--room", "w", "--id", a_id, "--json",
+                                     "--data-dir", os.path.join(work, "c")],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        intruder.kill()
+        intruder.wait()
     finally:
         s.close()
 
@@ -247,6 +256,9 @@ def case_two_peers_logs(work):
     leaves = {r["data"]["peer_id"] for r in hub if r["event_type"] == "hub_leave"}
     if joins != {a_id, b_id} or leaves != {a_id, b_id}:
         fail(f"hub joins {joins} leaves {leaves}")
+    rejects = [r["data"] for r in hub if r["event_type"] == "hub_reject"]
+    if not any(d.get("reason") == "id_taken" and d.get("peer_id") == a_id and d.get("room") == "w" for d in rejects):
+        fail(f"the refused join is not in the hub's log: {rejects}")
 
     # B keeps A's checkpoint; it verifies A's log as it is.
     held = os.path.join(work, "b", "peers", a_id + ".checkpoint.json")
