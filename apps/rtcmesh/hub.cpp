@@ -137,6 +137,7 @@ Runner add_hub_command(CLI::App& app) {
         node->record(std::string(e.type), std::move(data));
       };
     }
+    args->options.node_id = node->node_id();
     args->options.startup_note = "node " + node->node_id() + ", witness " +
                                  (node->recorder() ? node->recorder()->path() : std::string("off"));
     return hub::run_hub(args->options);

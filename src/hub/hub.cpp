@@ -452,6 +452,7 @@ class Server {
                         {"version", kVersion},
                         {"uptime_seconds", (unix_ms() - started_unix_ms_) / 1000},
                         {"connections", websocket_count_}};
+    if (!opt_.node_id.empty()) j["node_id"] = opt_.node_id;
     return j.dump();
   }
   std::string stats_json() const;

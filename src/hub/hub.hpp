@@ -52,6 +52,8 @@ struct HubOptions {
   std::function<void(const AuditEvent&)> on_audit;
   // Printed to stderr after the listening line (node id, witness file).
   std::string startup_note;
+  // The hub's node id (its witness log's agent), shown by /api/health.
+  std::string node_id;
 };
 
 // Checks options that can be checked without touching the network; returns an

@@ -331,6 +331,10 @@ def case_metrics_move(work):
     try:
         hub = s.start_hub()
         hub_metrics = f"http://127.0.0.1:{hub.port}/metrics"
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/api/health", timeout=5).read())
+        hub_id = json.loads(wt.run("id", "--data-dir", os.path.join(work, "hub"), "--json").stdout)["node_id"]
+        if health.get("node_id") != hub_id:
+            fail(f"/api/health node_id {health.get('node_id')}, the hub's key says {hub_id}")
         a = s.peer("a", ["--metrics-port", "0"])
         url = a.node["metrics"]
         if not url or not url.endswith("/metrics"):
