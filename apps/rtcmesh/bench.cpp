@@ -251,17 +251,12 @@ int witness_compare(const BenchOptions& o) {
     registries.push_back(registry);
   }
   std::vector<double> off, on;
-  auto accepted = [&] {
+  auto total = [&](uint64_t witness::RecorderStats::*field) {
     uint64_t n = 0;
-    for (auto& node : nodes) n += node->recorder() ? node->recorder()->stats().accepted : 0;
+    for (auto& node : nodes) n += node->recorder() ? node->recorder()->stats().*field : 0;
     return n;
   };
-  auto rejected_total = [&] {
-    uint64_t n = 0;
-    for (auto& node : nodes) n += node->recorder() ? node->recorder()->stats().rejected : 0;
-    return n;
-  };
-  uint64_t events_before = accepted();
+  uint64_t events_before = total(&witness::RecorderStats::accepted);
   try {
     // ABBA order: off/on in even rounds, on/off in odd ones, so that whatever
     // the previous run leaves behind (a connection still shutting down, warm
@@ -287,8 +282,8 @@ int witness_compare(const BenchOptions& o) {
   for (auto& n : nodes) {
     if (n->recorder()) n->recorder()->flush();
   }
-  uint64_t events = accepted() - events_before;
-  uint64_t rejected = rejected_total();
+  uint64_t events = total(&witness::RecorderStats::accepted) - events_before;
+  uint64_t rejected = total(&witness::RecorderStats::rejected);
   const double moff = percentile(off, 0.5), mon = percentile(on, 0.5);
   // Paired: each "on" round against the "off" round just before it, so a drift
   // of the machine over the run cancels out; the median of those.

@@ -370,27 +370,22 @@ void DtlsTransport::receive_from_lower(ByteSpan datagram) {
 // sees them. Returns the datagram, or a copy in `scratch` without those records.
 ByteSpan DtlsTransport::drop_short_records(ByteSpan datagram, std::vector<uint8_t>& scratch) const {
   constexpr size_t kHeader = 13;
-  auto is_short = [&](size_t pos) {
+  bool copying = false;  // a short record was met: `scratch` holds the records kept so far
+  size_t pos = 0;
+  while (pos + kHeader <= datagram.size()) {
     const uint16_t epoch = static_cast<uint16_t>(datagram[pos + 3] << 8 | datagram[pos + 4]);
     const size_t length = static_cast<size_t>(datagram[pos + 11] << 8 | datagram[pos + 12]);
-    return epoch != 0 && length < min_record_overhead_;
-  };
-  bool any = false;
-  for (size_t pos = 0; pos + kHeader <= datagram.size();) {
-    const size_t length = static_cast<size_t>(datagram[pos + 11] << 8 | datagram[pos + 12]);
-    if (is_short(pos)) any = true;
-    pos += kHeader + length;
-  }
-  if (!any) return datagram;
-  scratch.clear();
-  size_t pos = 0;
-  for (; pos + kHeader <= datagram.size();) {
-    const size_t length = static_cast<size_t>(datagram[pos + 11] << 8 | datagram[pos + 12]);
     const size_t end = std::min(datagram.size(), pos + kHeader + length);
-    if (!is_short(pos)) scratch.insert(scratch.end(), datagram.begin() + pos, datagram.begin() + end);
+    if (epoch != 0 && length < min_record_overhead_) {
+      if (!copying) scratch.assign(datagram.begin(), datagram.begin() + pos);
+      copying = true;
+    } else if (copying) {
+      scratch.insert(scratch.end(), datagram.begin() + pos, datagram.begin() + end);
+    }
     pos = end;
   }
-  if (pos < datagram.size()) scratch.insert(scratch.end(), datagram.begin() + pos, datagram.end());
+  if (!copying) return datagram;
+  scratch.insert(scratch.end(), datagram.begin() + pos, datagram.end());  // a trailing partial header
   RTCMESH_LOG(Debug, kLog, "dropped encrypted records shorter than " << min_record_overhead_ << " bytes");
   return ByteSpan(scratch.data(), scratch.size());
 }

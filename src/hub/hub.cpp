@@ -385,25 +385,12 @@ class Server {
     }
     if (a.in_window >= (join ? 20u : 1u)) return;
     ++a.in_window;
-    HubOptions::AuditEvent e;
-    e.type = "hub_reject";
-    e.reason = reason;
-    e.room = room;
-    e.peer = peer;
-    e.count = a.pending;
-    opt_.on_audit(e);
+    audit("hub_reject", room, peer, reason, false, a.pending);
     a.pending = 0;
   }
   void audit(std::string_view type, std::string_view room, std::string_view peer, std::string_view reason,
-             bool resumed = false) {
-    if (!opt_.on_audit) return;
-    HubOptions::AuditEvent e;
-    e.type = type;
-    e.room = room;
-    e.peer = peer;
-    e.reason = reason;
-    e.resumed = resumed;
-    opt_.on_audit(e);
+             bool resumed = false, uint64_t count = 1) {
+    if (opt_.on_audit) opt_.on_audit({type, room, peer, reason, resumed, count});
   }
   void count_http(std::string_view route) {
     auto it = counters_.http_requests.find(route);

@@ -27,6 +27,18 @@ constexpr PeerConnectionState kStates[] = {PeerConnectionState::New,          Pe
                                            PeerConnectionState::Connected,    PeerConnectionState::Disconnected,
                                            PeerConnectionState::Failed,       PeerConnectionState::Closed};
 
+// One unlabelled series of a new family.
+prometheus::Counter& counter(prometheus::Registry& r, const char* name, const char* help) {
+  return BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+prometheus::Gauge& gauge(prometheus::Registry& r, const char* name, const char* help) {
+  return BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+prometheus::Histogram& histogram(prometheus::Registry& r, const char* name, const char* help,
+                                 const Histogram::BucketBoundaries& buckets) {
+  return BuildHistogram().Name(name).Help(help).Register(r).Add({}, buckets);
+}
+
 }  // namespace
 
 WitnessMetrics::WitnessMetrics(prometheus::Registry& registry)
@@ -34,34 +46,19 @@ WitnessMetrics::WitnessMetrics(prometheus::Registry& registry)
                            .Name("witness_events_recorded_total")
                            .Help("Witness events written and synced to the log, by event type")
                            .Register(registry)),
-      latency_(BuildHistogram()
-                   .Name("witness_recording_latency_seconds")
-                   .Help("Time from record() to the event being durable in the witness log")
-                   .Register(registry)
-                   .Add({}, latency_buckets())),
-      sync_(BuildHistogram()
-                .Name("witness_fsync_duration_seconds")
-                .Help("Time of one group commit: write() and fdatasync() of a batch")
-                .Register(registry)
-                .Add({}, latency_buckets())),
-      batch_events_(BuildHistogram()
-                        .Name("witness_batch_events")
-                        .Help("Events per group commit")
-                        .Register(registry)
-                        .Add({}, Histogram::BucketBoundaries{1, 2, 5, 10, 50, 100, 500, 1000, 5000})),
-      dropped_(BuildGauge()
-                   .Name("witness_events_dropped")
-                   .Help("Events record() rejected because the queue was full (each run is also logged)")
-                   .Register(registry)
-                   .Add({})),
-      queue_depth_(BuildGauge()
-                       .Name("witness_queue_depth")
-                       .Help("Events accepted and not yet durable")
-                       .Register(registry)
-                       .Add({})) {}
+      latency_(histogram(registry, "witness_recording_latency_seconds",
+                         "Time from record() to the event being durable in the witness log",
+                         latency_buckets())),
+      sync_(histogram(registry, "witness_fsync_duration_seconds",
+                      "Time of one group commit: write() and fdatasync() of a batch", latency_buckets())),
+      batch_events_(histogram(registry, "witness_batch_events", "Events per group commit",
+                              Histogram::BucketBoundaries{1, 2, 5, 10, 50, 100, 500, 1000, 5000})),
+      dropped_(gauge(registry, "witness_events_dropped",
+                     "Events record() rejected because the queue was full (each run is also logged)")),
+      queue_depth_(gauge(registry, "witness_queue_depth", "Events accepted and not yet durable")) {}
 
 void WitnessMetrics::recorded(std::string_view event_type, std::chrono::microseconds latency) {
-  prometheus::Counter* counter;
+  prometheus::Counter* series;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = recorded_.find(event_type);
@@ -70,9 +67,9 @@ void WitnessMetrics::recorded(std::string_view event_type, std::chrono::microsec
                              &recorded_family_.Add({{"event_type", std::string(event_type)}}))
                .first;
     }
-    counter = it->second;
+    series = it->second;
   }
-  counter->Increment();
+  series->Increment();
   latency_.Observe(static_cast<double>(latency.count()) * 1e-6);
 }
 
@@ -85,46 +82,20 @@ void WitnessMetrics::set_dropped(uint64_t total) { dropped_.Set(static_cast<doub
 void WitnessMetrics::set_queue_depth(uint64_t depth) { queue_depth_.Set(static_cast<double>(depth)); }
 
 RtcMetrics::RtcMetrics(prometheus::Registry& registry)
-    : active_(BuildGauge()
-                  .Name("webrtc_peer_connections_active")
-                  .Help("Peer connections created and not yet closed")
-                  .Register(registry)
-                  .Add({})),
-      created_(BuildCounter()
-                   .Name("webrtc_peer_connections_created_total")
-                   .Help("Peer connections created")
-                   .Register(registry)
-                   .Add({})),
-      channels_open_(BuildGauge()
-                         .Name("webrtc_data_channels_open")
-                         .Help("Data channels currently open")
-                         .Register(registry)
-                         .Add({})),
-      channels_opened_(BuildCounter()
-                           .Name("webrtc_data_channels_opened_total")
-                           .Help("Data channels that reached open")
-                           .Register(registry)
-                           .Add({})),
-      messages_sent_(BuildCounter()
-                         .Name("webrtc_data_channel_messages_sent_total")
-                         .Help("Data channel messages handed to SCTP")
-                         .Register(registry)
-                         .Add({})),
-      messages_received_(BuildCounter()
-                             .Name("webrtc_data_channel_messages_received_total")
-                             .Help("Data channel messages delivered")
-                             .Register(registry)
-                             .Add({})),
-      bytes_sent_(BuildCounter()
-                      .Name("webrtc_data_channel_bytes_sent_total")
-                      .Help("Payload bytes of data channel messages sent")
-                      .Register(registry)
-                      .Add({})),
-      bytes_received_(BuildCounter()
-                          .Name("webrtc_data_channel_bytes_received_total")
-                          .Help("Payload bytes of data channel messages received")
-                          .Register(registry)
-                          .Add({})) {
+    : active_(gauge(registry, "webrtc_peer_connections_active",
+                    "Peer connections created and not yet closed")),
+      created_(counter(registry, "webrtc_peer_connections_created_total", "Peer connections created")),
+      channels_open_(gauge(registry, "webrtc_data_channels_open", "Data channels currently open")),
+      channels_opened_(counter(registry, "webrtc_data_channels_opened_total",
+                               "Data channels that reached open")),
+      messages_sent_(counter(registry, "webrtc_data_channel_messages_sent_total",
+                             "Data channel messages handed to SCTP")),
+      messages_received_(counter(registry, "webrtc_data_channel_messages_received_total",
+                                 "Data channel messages delivered")),
+      bytes_sent_(counter(registry, "webrtc_data_channel_bytes_sent_total",
+                          "Payload bytes of data channel messages sent")),
+      bytes_received_(counter(registry, "webrtc_data_channel_bytes_received_total",
+                              "Payload bytes of data channel messages received")) {
   // All 30 transitions exist from the start (at 0), so a rate() works from the
   // first scrape and nothing is added to the family later.
   auto& family = BuildCounter()

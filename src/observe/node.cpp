@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -64,19 +63,14 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
     const bool default_path = options.witness_path.empty();
     std::string path = default_path ? node->data_dir_ + "/witness.log" : options.witness_path;
     witness::RecorderOptions ro;
-    // The batch callback reads the recorder's counters; it is set once open returns.
-    auto self = std::make_shared<std::atomic<witness::Recorder*>>(nullptr);
     if (auto m = node->witness_metrics_) {
       ro.on_recorded = [m](std::string_view type, std::chrono::microseconds latency) {
         m->recorded(type, latency);
       };
-      ro.on_batch = [m, self](size_t events, std::chrono::microseconds write_sync) {
+      ro.on_batch = [m](size_t events, std::chrono::microseconds write_sync, const witness::RecorderStats& s) {
         if (events) m->batch(events, write_sync);
-        if (auto* r = self->load()) {
-          auto s = r->stats();
-          m->set_queue_depth(s.accepted - s.durable);
-          m->set_dropped(s.rejected);
-        }
+        m->set_queue_depth(s.accepted - s.durable);
+        m->set_dropped(s.rejected);
       };
     }
     auto recorder = witness::Recorder::open(path, node->identity_, ro);
@@ -95,7 +89,6 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
       return make_error("witness: " + message);
     }
     node->recorder_ = std::move(recorder.value());
-    self->store(node->recorder_.get());
     nlohmann::json d = {{"node_id", node->identity_->node_id()}, {"role", options.role},
                         {"pid", static_cast<int64_t>(::getpid())}};
     node->recorder_->record("node_started", std::move(d));

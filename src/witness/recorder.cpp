@@ -119,6 +119,8 @@ struct Recorder::Impl {
     ++checkpoints;
   }
 
+  RecorderStats stats_locked() const { return {accepted, rejected, durable, records, batches, checkpoints}; }
+
   void commit(uint64_t events_in_batch) {
     if (buffer.empty()) return;
     const int64_t write_start = monotonic_us();
@@ -128,17 +130,17 @@ struct Recorder::Impl {
     }
     const auto write_sync = std::chrono::microseconds(monotonic_us() - write_start);
     buffer.clear();
-    uint64_t now_durable;
+    RecorderStats after;
     {
       std::lock_guard<std::mutex> lock(mu);
       durable += events_in_batch;
       records = next_seq;
       ++batches;
-      now_durable = durable;
+      after = stats_locked();
     }
     cv_durable.notify_all();
-    if (opt.on_durable && events_in_batch) opt.on_durable(now_durable);
-    if (opt.on_batch) opt.on_batch(events_in_batch, write_sync);
+    if (opt.on_durable && events_in_batch) opt.on_durable(after.durable);
+    if (opt.on_batch) opt.on_batch(events_in_batch, write_sync, after);
   }
 
   void run() {
@@ -373,8 +375,7 @@ void Recorder::close() {
 
 RecorderStats Recorder::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return {impl_->accepted, impl_->rejected,    impl_->durable,
-          impl_->records,  impl_->batches,     impl_->checkpoints};
+  return impl_->stats_locked();
 }
 
 nlohmann::json Recorder::latest_checkpoint() const {

@@ -24,6 +24,15 @@
 
 namespace rtcmesh::witness {
 
+struct RecorderStats {
+  uint64_t accepted = 0;  // events queued by record()
+  uint64_t rejected = 0;  // queue full or closed
+  uint64_t durable = 0;   // accepted events written and synced
+  uint64_t records = 0;   // records in the log (all kinds, including earlier runs)
+  uint64_t batches = 0;
+  uint64_t checkpoints = 0;
+};
+
 struct RecorderOptions {
   size_t queue_capacity = 65536;
   size_t checkpoint_every = 10000;  // records
@@ -43,17 +52,10 @@ struct RecorderOptions {
   // witness_recording_latency_seconds. Keep it cheap (a counter, a histogram).
   std::function<void(std::string_view event_type, std::chrono::microseconds latency)> on_recorded;
   // Called on the writer thread after each group commit: events in it (records
-  // the writer added are not counted) and the time write() + fdatasync() took.
-  std::function<void(size_t events, std::chrono::microseconds write_sync)> on_batch;
-};
-
-struct RecorderStats {
-  uint64_t accepted = 0;  // events queued by record()
-  uint64_t rejected = 0;  // queue full or closed
-  uint64_t durable = 0;   // accepted events written and synced
-  uint64_t records = 0;   // records in the log (all kinds, including earlier runs)
-  uint64_t batches = 0;
-  uint64_t checkpoints = 0;
+  // the writer added are not counted), the time write() + fdatasync() took, and
+  // the counters as they stand after it.
+  std::function<void(size_t events, std::chrono::microseconds write_sync, const RecorderStats& after)>
+      on_batch;
 };
 
 struct OpenInfo {
