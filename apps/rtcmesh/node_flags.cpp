@@ -66,9 +66,9 @@ std::unique_ptr<OpenedNode> open_node(const NodeFlags& f, const std::string& rol
   }
   out->node = std::move(node.value());
   if (f.metrics_port >= 0) {
-    const std::string bind = (f.metrics_host.find(':') != std::string::npos ? "[" + f.metrics_host + "]"
-                                                                              : f.metrics_host) +
-                             ":" + std::to_string(f.metrics_port);
+    const std::string host =
+        f.metrics_host.find(':') != std::string::npos ? "[" + f.metrics_host + "]" : f.metrics_host;  // IPv6
+    const std::string bind = host + ":" + std::to_string(f.metrics_port);
     try {
       out->exposer = std::make_unique<prometheus::Exposer>(bind, 1);
     } catch (const std::exception& e) {
@@ -77,8 +77,6 @@ std::unique_ptr<OpenedNode> open_node(const NodeFlags& f, const std::string& rol
     }
     out->exposer->RegisterCollectable(out->registry);
     auto ports = out->exposer->GetListeningPorts();
-    const std::string host = f.metrics_host.find(':') != std::string::npos ? "[" + f.metrics_host + "]"
-                                                                            : f.metrics_host;
     out->metrics_url = "http://" + host + ":" + std::to_string(ports.empty() ? f.metrics_port : ports.front()) +
                        "/metrics";
   }
