@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything rtcmesh needs on a fresh Debian 12 machine: the build
-# toolchain and libraries, the third-party test peers (Chromium, aiortc, coturn)
+# toolchain and libraries, the third-party test peers (Chromium, Firefox, aiortc,
+# Pion's Go sources, coturn)
 # and the npm packages of the browser tests. Idempotent; skips apt when all
 # packages are already there.
 set -euo pipefail
@@ -12,6 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
   libboost1.81-dev prometheus-cpp-dev python3-websockets
   python3 python3-aiortc chromium coturn nftables iproute2 util-linux
+  firefox-esr golang-go golang-github-pion-webrtc.v3-dev
 )
 # Node.js may come from elsewhere on the machine (the image has its own); only
 # take Debian's when there is none.
@@ -30,7 +32,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Browser tests drive Debian's /usr/bin/chromium with playwright-core; never a download.
-if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+# Browser tests drive Debian's /usr/bin/chromium (playwright-core) and
+# /usr/bin/firefox-esr (puppeteer-core over WebDriver BiDi); never a download.
+# node-datachannel brings libdatachannel prebuilt; werift is pure TypeScript.
+if [ ! -d node_modules/puppeteer-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 fi

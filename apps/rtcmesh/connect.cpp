@@ -8,8 +8,10 @@
 #include <csignal>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <iostream>
 #include <mutex>
+#include <thread>
 
 #include "base/base64.hpp"
 #include "commands.hpp"
@@ -44,6 +46,93 @@ struct ConnectOptions {
   NodeFlags node;
 };
 
+// Writes stdout lines on a thread of its own, so that a reader that stops
+// reading never blocks the network thread. When more than kHighWater bytes
+// wait, `pressure(true)` is called (the session pauses receiving: SCTP's window
+// closes and the remote's sends wait); below kLowWater, `pressure(false)`.
+// Every accepted line is written, in order, unless the reader is gone (EPIPE).
+class StdoutWriter {
+ public:
+  static constexpr size_t kHighWater = 4 << 20;
+  static constexpr size_t kLowWater = 1 << 20;
+
+  explicit StdoutWriter(std::function<void(bool)> pressure)
+      : pressure_(std::move(pressure)), thread_([this] { run(); }) {}
+  ~StdoutWriter() { finish(); }
+
+  // Any thread; never blocks on the pipe.
+  void push(std::string line) {
+    line.push_back('\n');
+    bool pause = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (broken_) return;
+      queued_ += line.size();
+      lines_.push_back(std::move(line));
+      if (!paused_ && queued_ > kHighWater) pause = paused_ = true;
+    }
+    cv_.notify_one();
+    if (pause) pressure_(true);
+  }
+  // Writes what is queued (until the reader is gone), then stops the thread.
+  void finish() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (done_) return;
+      done_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return !lines_.empty() || done_; });
+      if (lines_.empty()) return;
+      std::deque<std::string> batch;
+      batch.swap(lines_);
+      lock.unlock();
+      size_t written = 0;
+      bool ok = true;
+      for (const auto& l : batch) {
+        if (ok && std::fwrite(l.data(), 1, l.size(), stdout) != l.size()) ok = false;
+        written += l.size();
+      }
+      if (ok && std::fflush(stdout) != 0) ok = false;
+      lock.lock();
+      queued_ -= written;
+      if (!ok) {
+        broken_ = true;  // the reader went away: drop the rest
+        lines_.clear();
+        queued_ = 0;
+      }
+      if (paused_ && queued_ < kLowWater) {
+        paused_ = false;
+        lock.unlock();
+        pressure_(false);
+        lock.lock();
+      }
+    }
+  }
+
+  std::function<void(bool)> pressure_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::string> lines_;
+  size_t queued_ = 0;
+  bool paused_ = false;
+  bool broken_ = false;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// A channel's send queue above this stops stdin reading and the echo; both
+// resume when it falls below kSendLowWater (DataChannel::send fails at 16 MiB).
+constexpr size_t kSendHighWater = 4 << 20;
+constexpr size_t kSendLowWater = 1 << 20;
+
 StdinLines* g_stdin = nullptr;
 std::atomic<bool> g_interrupted{false};
 
@@ -63,9 +152,14 @@ class Session {
     int code = run_session();
     if (pc_) {
       pc_->close();
+      {
+        std::lock_guard<std::mutex> lock(state_mutex_);
+        pc_shared_.reset();
+      }
       pc_.reset();
     }
     wait_for_closing_connections(std::chrono::seconds(3));
+    out_.finish();  // every received line reaches stdout before we exit
     opened_.reset();  // the final checkpoint, after the connection's last events
     return code;
   }
@@ -78,14 +172,33 @@ class Session {
     std::fprintf(stderr, "rtcmesh: %s\n", text.c_str());
     std::fflush(stderr);
   }
-  void print_line(const std::string& text) {
-    std::lock_guard<std::mutex> lock(out_mutex_);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
+  void print_line(std::string text) { out_.push(std::move(text)); }
+  // Receiving is paused while stdout has too much queued (kStdout) or the
+  // echo's send queue is long (kEcho): SCTP's window closes instead of lines
+  // or echoes being dropped.
+  static constexpr unsigned kStdout = 1, kEcho = 2;
+  void set_pressure(unsigned source, bool on) {
+    std::lock_guard<std::mutex> lock(pressure_mutex_);
+    unsigned before = pressure_;
+    pressure_ = on ? (pressure_ | source) : (pressure_ & ~source);
+    if ((before != 0) == (pressure_ != 0)) return;
+    std::shared_ptr<PeerConnection> pc;
+    {
+      std::lock_guard<std::mutex> state_lock(state_mutex_);
+      pc = pc_shared_;
+    }
+    if (!pc) return;
+    // Queued to the network thread in call order (pressure_mutex_ held).
+    if (pressure_) pc->pause_receiving();
+    else pc->resume_receiving();
+    if (!options_.quiet) {
+      status(pressure_ ? std::string("receiving paused (") + (pressure_ & kStdout ? "stdout is full" : "echo queue is long") + ")"
+                       : "receiving resumed");
+    }
   }
   void attach(const std::shared_ptr<DataChannel>& channel);
-  bool apply_remote(const std::string& line, const char* expected_type);
+  enum class Applied { Yes, NotADescription, Fatal };
+  Applied apply_remote(const std::string& line, const char* expected_type);
   bool wait_gathering();
   void send_line(const std::string& line);
   void finish(int code) {
@@ -104,6 +217,10 @@ class Session {
   std::shared_ptr<PeerConnection> pc_;
   std::mutex state_mutex_;
   std::condition_variable state_cv_;
+  std::shared_ptr<PeerConnection> pc_shared_;  // pc_ for the writer thread; guarded by state_mutex_
+  std::mutex pressure_mutex_;
+  unsigned pressure_ = 0;  // guarded by pressure_mutex_
+  StdoutWriter out_{[this](bool full) { set_pressure(kStdout, full); }};
   std::shared_ptr<DataChannel> channel_;  // guarded by state_mutex_
   bool open_ = false;
   bool closed_ = false;
@@ -135,8 +252,14 @@ void Session::attach(const std::shared_ptr<DataChannel>& channel) {
         std::string error;
         bool ok = m.binary ? c->send(m.data, &error) : c->send(m.text(), &error);
         if (!ok) status("echo failed: " + error);
+        if (c->buffered_amount() > kSendHighWater) set_pressure(kEcho, true);
       }
     }
+  });
+  channel->set_buffered_amount_low_threshold(kSendLowWater);
+  channel->on_buffered_amount_low([this] {
+    set_pressure(kEcho, false);
+    state_cv_.notify_all();  // send_line() waits for this
   });
   channel->on_close([this] {
     status("channel closed");
@@ -151,36 +274,36 @@ void Session::attach(const std::shared_ptr<DataChannel>& channel) {
   channel_ = channel;
 }
 
-bool Session::apply_remote(const std::string& line, const char* expected_type) {
+Session::Applied Session::apply_remote(const std::string& line, const char* expected_type) {
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     status(std::string("error: expected a JSON ") + expected_type + " line, got invalid JSON");
-    return false;
+    return Applied::Fatal;
   }
   if (j.contains("candidate") && j["candidate"].is_string()) {
     IceCandidate c;
     c.candidate = j["candidate"].get<std::string>();
     if (j.contains("sdpMid") && j["sdpMid"].is_string()) c.sdp_mid = j["sdpMid"].get<std::string>();
     auto error = pc_->add_ice_candidate(c);
-    status(error.empty() ? "remote candidate added" : "error: " + error);
-    return false;
+    status(error.empty() ? "remote candidate added" : "candidate ignored: " + error);
+    return Applied::NotADescription;
   }
   if (!j.contains("type") || !j["type"].is_string() || !j.contains("sdp") || !j["sdp"].is_string()) {
     status(std::string("error: expected {\"type\":\"") + expected_type + "\",\"sdp\":...}");
-    return false;
+    return Applied::Fatal;
   }
   SessionDescription d{j["type"].get<std::string>(), j["sdp"].get<std::string>()};
   if (d.type != expected_type) {
     status("error: expected an " + std::string(expected_type) + ", got type \"" + d.type + "\"");
-    return false;
+    return Applied::Fatal;
   }
   auto error = pc_->set_remote_description(d);
   if (!error.empty()) {
-    status("error: " + error);
-    return false;
+    status("error: the remote " + std::string(expected_type) + " cannot be applied: " + error);
+    return Applied::Fatal;
   }
   status(std::string("remote ") + expected_type + " applied");
-  return true;
+  return Applied::Yes;
 }
 
 bool Session::wait_gathering() {
@@ -196,6 +319,13 @@ void Session::send_line(const std::string& line) {
     channel = channel_;
   }
   if (!channel) return;
+  // Stdin backpressure: while the channel's queue is long, stop reading stdin
+  // (the writer blocks on the pipe) rather than fail a send.
+  while (channel->buffered_amount() > kSendHighWater) {
+    std::unique_lock<std::mutex> lock(state_mutex_);
+    if (exit_code_ >= 0 || closed_ || g_interrupted) return;
+    state_cv_.wait_for(lock, std::chrono::milliseconds(50));
+  }
   std::string error;
   bool ok;
   if (line.rfind("binary:", 0) == 0) {
@@ -238,6 +368,10 @@ int Session::run_session() {
     return 2;
   }
   pc_ = *created.value;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    pc_shared_ = pc_;
+  }
   pc_->on_ice_gathering_state_change([this](IceGatheringState s) {
     if (s != IceGatheringState::Complete) return;
     {
@@ -293,7 +427,9 @@ int Session::run_session() {
       auto st = input_.next(line);
       if (st != StdinLines::Status::Line) return 0;  // EOF or signal before any offer
       if (line.empty()) continue;
-      if (apply_remote(line, "offer")) break;
+      auto applied = apply_remote(line, "offer");
+      if (applied == Applied::Fatal) return 1;
+      if (applied == Applied::Yes) break;
     }
   }
   if (auto error = pc_->set_local_description(); !error.empty()) {
@@ -318,7 +454,9 @@ int Session::run_session() {
         continue;
       }
       if (line.empty()) continue;
-      if (apply_remote(line, "answer")) break;
+      auto applied = apply_remote(line, "answer");
+      if (applied == Applied::Fatal) return 1;
+      if (applied == Applied::Yes) break;
     }
   }
 

@@ -71,6 +71,17 @@ class PeerConnection {
   std::optional<SessionDescription> remote_description() const;
   // Next create_offer() restarts ICE (new ufrag/pwd).
   void restart_ice();
+  // Receive-side flow control for a consumer that cannot keep up (not in W3C):
+  // while paused no channel's on_message runs; incoming data waits in SCTP's
+  // receive buffer, then SCTP's advertised window closes and the remote's
+  // reliable sends wait (its bufferedAmount grows). Nothing is lost; partially
+  // reliable messages may expire at the sender as their rules say. Resuming
+  // delivers what was held, in order. Sending is not affected. Callable from
+  // any thread, including a callback of this connection; never blocks: the
+  // change is queued to the network thread (calls apply in the order made), so
+  // messages already being delivered may still arrive after pause_receiving().
+  void pause_receiving();
+  void resume_receiving();
 
   Expected<std::shared_ptr<DataChannel>> create_data_channel(const std::string& label,
                                                              const DataChannelInit& init = {});

@@ -382,6 +382,7 @@ void PeerConnection::maybe_start_transports() {
     handle_buffered_amount(stream, amount);
   };
   sctp_ = std::make_unique<sctp::SctpTransport>(*loop, *dtls_, options, std::move(callbacks));
+  if (receive_paused_) sctp_->set_receive_paused(true);
   assign_stream_ids();
   // The server waits for the ClientHello; packets that arrived early are replayed.
   if (*dtls_role_ == dtls::Role::Server || ice_->state() == ice::State::Connected ||
@@ -1039,6 +1040,19 @@ std::optional<SessionDescription> PeerConnection::remote_description() const {
 
 void PeerConnection::restart_ice() {
   on_loop(impl_, [&] { impl_->restart_ice_requested(); });
+}
+
+void impl::PeerConnection::set_receive_paused(bool paused) {
+  receive_paused_ = paused;
+  if (sctp_) sctp_->set_receive_paused(paused);
+}
+
+void PeerConnection::pause_receiving() {
+  impl_->loop->post([impl = impl_] { impl->set_receive_paused(true); });
+}
+
+void PeerConnection::resume_receiving() {
+  impl_->loop->post([impl = impl_] { impl->set_receive_paused(false); });
 }
 
 Expected<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,

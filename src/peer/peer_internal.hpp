@@ -108,6 +108,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::optional<SessionDescription> local_description() const;
   std::optional<SessionDescription> remote_description() const;
   void restart_ice_requested() { restart_pending_ = true; }
+  void set_receive_paused(bool paused);
   Result<std::shared_ptr<DataChannel>> create_data_channel(const std::string& label,
                                                            const DataChannelInit& init);
   Stats get_stats() const;
@@ -175,6 +176,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::unique_ptr<ice::IceTransport> ice_;
   std::unique_ptr<dtls::DtlsTransport> dtls_;
   std::unique_ptr<sctp::SctpTransport> sctp_;
+  bool receive_paused_ = false;  // applied to sctp_ when it is created
   std::deque<std::vector<uint8_t>> early_dtls_;  // before the DTLS transport exists
   std::optional<sdp::SessionDescription> local_;
   std::optional<sdp::SessionDescription> remote_;

@@ -420,6 +420,7 @@ struct SctpTransport::Impl {
 
   // Receive side: reassembly until MSG_EOR, separately for data and notifications.
   std::vector<uint8_t> message_;
+  bool receive_paused_ = false;  // set_receive_paused(): leave data in usrsctp
   bool message_started_ = false;
   bool message_discarding_ = false;
   size_t message_size_ = 0;
@@ -781,7 +782,7 @@ bool SctpTransport::Impl::drain_receive(const std::shared_ptr<bool>& alive) {
     }
   } release{scratch, owns_scratch};
 
-  while (sock_ != nullptr) {
+  while (sock_ != nullptr && !receive_paused_) {
     sctp_rcvinfo info{};
     socklen_t info_size = sizeof info;
     unsigned int info_type = SCTP_RECVV_NOINFO;
@@ -1225,6 +1226,16 @@ size_t SctpTransport::buffered_amount(uint16_t stream) const {
 void SctpTransport::reset_stream(uint16_t stream) { impl_->reset_stream(stream); }
 
 void SctpTransport::close() { impl_->close(); }
+
+void SctpTransport::set_receive_paused(bool paused) {
+  if (impl_->receive_paused_ == paused) return;
+  impl_->receive_paused_ = paused;
+  // What arrived meanwhile is read in a later task, never inside this call.
+  if (!paused) {
+    impl_->events_pending_.store(true);
+    impl_->schedule_process();
+  }
+}
 
 State SctpTransport::state() const { return impl_->state_; }
 

@@ -110,6 +110,12 @@ class SctpTransport {
   // moves to Closed when it completes (abort after 5 s). Before Connected it
   // aborts and moves to Closed at once. send() fails afterwards. Idempotent.
   void close();
+  // While paused, nothing is read from the association: incoming data stays in
+  // SCTP's receive buffer until it is full, then the advertised window closes
+  // and the peer's reliable sends wait (nothing is lost). Notifications wait
+  // too. Resuming delivers what was held, in order. For a consumer that cannot
+  // keep up (a full pipe, a slow disk).
+  void set_receive_paused(bool paused);
 
   State state() const;
   Stats stats() const;

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <random>
 #include <string>
 #include <vector>
@@ -388,6 +389,39 @@ TEST_F(SctpTransportTest, BufferedAmountGrowsWhenSctpIsFullAndReportsGoingDown) 
     previous = amount;
   }
   EXPECT_EQ(b_.bytes, uint64_t{kCount} * 65536);
+}
+
+TEST_F(SctpTransportTest, PausedReceiverClosesTheWindowAndLosesNothing) {
+  connect();
+  loop_.run_sync([&] { b_.transport->set_receive_paused(true); });
+  constexpr int kCount = 64;  // 4 MiB: more than B's receive buffer and A's send buffer
+  loop_.run_sync([&] {
+    for (int i = 0; i < kCount; ++i) {
+      auto data = pattern(65536, static_cast<uint32_t>(i));
+      ASSERT_TRUE(a_.transport->send(3, kPpidBinary, ByteSpan(data.data(), data.size()), {}));
+    }
+  });
+  // Nothing is delivered while paused, and the sender's queue stops draining
+  // once the window is closed.
+  std::this_thread::sleep_for(300ms);
+  size_t stalled = 0;
+  loop_.run_sync([&] { stalled = a_.transport->buffered_amount(3); });
+  {
+    std::lock_guard<std::mutex> lock(b_.mutex);
+    EXPECT_EQ(b_.count, 0u);
+  }
+  EXPECT_GT(stalled, 0u);
+  std::this_thread::sleep_for(300ms);
+  loop_.run_sync([&] { EXPECT_EQ(a_.transport->buffered_amount(3), stalled); });
+  loop_.run_sync([&] { b_.transport->set_receive_paused(false); });
+  ASSERT_TRUE(b_.wait([&] { return b_.count == kCount; }));
+  std::lock_guard<std::mutex> lock(b_.mutex);
+  for (int i = 0; i < kCount; ++i) {
+    EXPECT_EQ(b_.messages[static_cast<size_t>(i)].data, pattern(65536, static_cast<uint32_t>(i))) << i;
+  }
+  State state = State::New;
+  loop_.run_sync([&] { state = a_.transport->state(); });
+  EXPECT_EQ(state, State::Connected);
 }
 
 TEST_F(SctpTransportTest, ResetStreamReachesPeerAfterEarlierDataAndStreamCanBeReused) {

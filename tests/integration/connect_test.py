@@ -139,25 +139,92 @@ def test_fingerprint_mismatch_fails():
         a.kill()
 
 
-def test_malformed_descriptions_are_rejected_and_the_process_keeps_running():
+BAD_SDP_OFFER = ('{"type":"offer","sdp":"v=0\\r\\no=- 1 1 IN IP4 0.0.0.0\\r\\ns=-\\r\\nt=0 0\\r\\n'
+                 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel\\r\\nc=IN IP4 0.0.0.0\\r\\n'
+                 'a=ice-ufrag:abcd\\r\\na=fingerprint:sha-256 ZZ\\r\\n"}')
+
+
+def test_malformed_descriptions_exit_at_once():
+    """A remote description that cannot be applied is a fatal error: the error
+    is printed and the process exits 1 at once, in either role."""
+    cases = [
+        ("--answer", "this is not json", "invalid JSON"),
+        ("--answer", BAD_SDP_OFFER, "line 8"),
+        ("--answer", '{"type":"answer","sdp":"v=0"}', "expected an offer"),
+        ("--answer", '{"sdp":"v=0"}', "expected {"),
+    ]
+    for role, line, text in cases:
+        p = Peer(role)
+        try:
+            t0 = time.monotonic()
+            p.send(line)
+            code = p.wait(10)
+            elapsed = time.monotonic() - t0
+            check(code == 1, f"{line[:30]!r}: exit 1 (got {code})", p)
+            check(text in p.stderr(), f"{line[:30]!r}: error names {text!r}", p)
+            check(elapsed < 5, f"{line[:30]!r}: exited after {elapsed:.1f} s", p)
+        finally:
+            p.kill()
+    # the offerer given a bad answer
+    o = Peer("--offer")
+    try:
+        o.line()
+        o.send(BAD_SDP_OFFER.replace('"offer"', '"answer"'))
+        check(o.wait(10) == 1, "offerer exits 1 on a bad answer", o)
+        check("cannot be applied" in o.stderr() and "line 8" in o.stderr(), "offerer names the line", o)
+    finally:
+        o.kill()
+    # a candidate line that does not apply is not fatal
     o = Peer("--offer")
     a = Peer("--answer")
     try:
-        offer = o.line()
-        a.send("this is not json")
-        check(a.wait_err("invalid JSON"), "invalid JSON reported", o, a)
-        a.send('{"type":"offer","sdp":"v=0\\r\\no=- 1 1 IN IP4 0.0.0.0\\r\\ns=-\\r\\nt=0 0\\r\\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\\r\\nc=IN IP4 0.0.0.0\\r\\na=ice-ufrag:abcd\\r\\na=fingerprint:sha-256 ZZ\\r\\n"}')
-        check(a.wait_err("line 8"), "the bad SDP line is named", o, a)
-        a.send('{"type":"answer","sdp":"v=0"}')
-        check(a.wait_err("expected an offer"), "wrong type reported", o, a)
-        check(a.proc.poll() is None, "answerer still running", o, a)
-        a.send(offer)
+        a.send(o.line())
+        o.send('{"candidate":"candidate:1 1 udp","sdpMid":"0"}')  # before the answer
+        check(o.wait_err("candidate ignored"), "bad candidate reported", o, a)
         o.send(a.line())
-        check(o.wait_err("channel open") and a.wait_err("channel open"), "connects after bad input", o, a)
-        o.send("ok")
-        check(a.line() == "ok", "message after bad input", o, a)
+        check(o.wait_err("channel open") and a.wait_err("channel open"), "connects after it", o, a)
         o.close_stdin()
         check(o.wait() == 0 and a.wait() == 0, "clean exit", o, a)
+    finally:
+        o.kill()
+        a.kill()
+
+
+def test_stdout_full_pauses_receiving_and_loses_nothing():
+    """The answerer echoes; nobody reads its stdout for a while. Its writer
+    queue fills, it pauses receiving (SCTP's window closes, the offerer's sends
+    wait), the connection survives, and once its stdout is read again every
+    line arrives there, in order, and every echo comes back to the offerer."""
+    o, a = connected_pair((), ("--echo",))
+    try:
+        n = 200
+        lines = [f"{i:05d} " + base64.b64encode(os.urandom(49000)).decode() for i in range(n)]  # ~13 MB
+        echoes = []
+
+        def read_echoes():
+            for _ in range(n):
+                echoes.append(o.line())
+        reader = threading.Thread(target=read_echoes, daemon=True)
+        reader.start()
+
+        def write_all():
+            for line in lines:
+                o.send(line)
+        threading.Thread(target=write_all, daemon=True).start()
+        check(a.wait_err("receiving paused", 30), "answerer pauses receiving with its stdout full", o, a)
+        stalled = len(echoes)
+        time.sleep(8)  # stay stalled well past SCTP's and ICE's timers
+        check(len(echoes) < n, "the echoes stalled while the answerer was paused", o, a)
+        check(o.proc.poll() is None and a.proc.poll() is None, "both alive while stalled", o, a)
+        check("connection state" not in a.stderr().split("receiving paused", 1)[1],
+              "no connection state change while stalled", o, a)
+        got = [a.line() for _ in range(n)]  # drain the answerer's stdout
+        check(got == lines, "every line reached the answerer's stdout, in order", o, a)
+        reader.join(60)
+        check(echoes == lines, f"every echo came back ({len(echoes)} of {n}; {stalled} before the stall)", o, a)
+        check(a.wait_err("receiving resumed"), "receiving resumed", o, a)
+        o.close_stdin()
+        check(o.wait(30) == 0 and a.wait(30) == 0, "clean exit", o, a)
     finally:
         o.kill()
         a.kill()

@@ -24,12 +24,36 @@ Then, per scenario:
   close-by-offerer   after both are open, close the offerer's stdin: the
   close-by-answerer  answerer must print "rtcmesh: channel closed" and both must
                      exit 0 (mirrored for close-by-answerer).
+  matrix             the driven side (--driven, the peer under test) gets lines
+                     on its stdin; the other side runs --echo. After both are
+                     open: (1) text and binary messages of 0 B, 1 B, 16 KiB,
+                     64 KiB - 1, 64 KiB and 256 KiB (sizes above the smaller
+                     a=max-message-size of the two descriptions, absent = 64 KiB,
+                     or above --max-size, are skipped and reported), each
+                     written, echoed and compared byte for byte; (2) a burst of
+                     --burst mixed messages written back to back, whose echoes
+                     must match byte for byte and, on an ordered channel, in
+                     order; (3) --close-by closes its stdin, the other side must
+                     print "rtcmesh: channel closed", and both must exit 0.
+                     --partial (maxRetransmits / maxPacketLifeTime channels):
+                     a lost echo is re-sent with fresh content (up to 5 times,
+                     2 s each) and the burst may lose messages (the echoes must
+                     still be sent messages, in order if ordered, and at least
+                     half must arrive); corruption or a type change never passes.
+                     --unordered: the burst's echoes may come in any order.
+                     --report FILE writes every check's outcome as JSON (the
+                     interop table in docs/interop.md is made from these files
+                     by table.py).
 
 --isolate re-runs the driver inside a new network namespace that has only the
 loopback interface (unshare --net), so no peer can reach or offer anything but
 127.0.0.1. Every process the peers started is killed at the end (the driver is
 a child subreaper, so grandchildren such as browsers cannot escape). Exit code
 0 on pass, 1 on fail (the stderr of both peers is printed on failure).
+--isolate-veth is --isolate plus a veth pair whose both ends stay in the
+namespace (rtm0 10.66.0.1/24, rtm1 10.66.0.2/24) and a default route on rtm0:
+Firefox calls a namespace without a default route offline and gathers nothing
+(nor on 127.0.0.1). Packets to other addresses go out rtm0 into rtm1 and die.
 """
 
 import argparse
@@ -38,6 +62,8 @@ import ctypes
 import json
 import os
 import queue
+import random
+import re
 import shlex
 import shutil
 import signal
@@ -50,11 +76,18 @@ ISOLATED_ENV = "RTCMESH_PAIR_ISOLATED"
 OPEN_PREFIX = b"rtcmesh: channel open"
 CHECK_PREFIX = b"interop-check:"  # a peer saw the other side break the protocol
 CLOSED_PREFIX = b"rtcmesh: channel closed"
-SCENARIOS = ("selftest", "lines", "close-by-offerer", "close-by-answerer")
+SCENARIOS = ("selftest", "lines", "close-by-offerer", "close-by-answerer", "matrix")
+MATRIX_SIZES = (0, 1, 16384, 65535, 65536, 262144)
 
 
 class Fail(Exception):
     pass
+
+
+TEXT_POOL = (
+    [chr(c) for c in range(0x20, 0x7F)] * 4  # printable ASCII, weighted
+    + ["\u00e9", "\u00df", "\u00f8", "\u20ac", "\u4e2d", "\u2713", "\U0001F600", "\U0001F680"]
+)
 
 
 def parse_args(argv):
@@ -70,7 +103,23 @@ def parse_args(argv):
                    help="seconds a peer gets to exit after its part is done")
     p.add_argument("--isolate", action="store_true",
                    help="run inside a new loopback-only network namespace")
+    p.add_argument("--isolate-veth", action="store_true",
+                   help="--isolate, plus a veth pair inside the namespace (10.66.0.1/24 and "
+                        "10.66.0.2/24) and a default route on it, for Firefox")
     p.add_argument("--verbose", "-v", action="store_true", help="stream both peers' stderr")
+    m = p.add_argument_group("matrix scenario")
+    m.add_argument("--driven", choices=("offerer", "answerer"), default="offerer",
+                   help="the side whose stdin gets the messages (the other side runs --echo)")
+    m.add_argument("--close-by", choices=("offerer", "answerer"), default="offerer",
+                   help="the side that closes the channel at the end")
+    m.add_argument("--max-size", type=int, default=0,
+                   help="skip sizes above this (0: the descriptions' a=max-message-size decides)")
+    m.add_argument("--burst", type=int, default=40, help="messages in the burst")
+    m.add_argument("--partial", action="store_true",
+                   help="partially reliable channel: loss is allowed, corruption is not")
+    m.add_argument("--unordered", action="store_true", help="unordered channel")
+    m.add_argument("--report", help="write the outcome of every check to this JSON file")
+    m.add_argument("--name", default="", help="test name recorded in the report")
     return p.parse_args(argv)
 
 
@@ -83,7 +132,13 @@ def reexec_isolated(argv):
     cmd = [unshare, "--net"]
     if os.geteuid() != 0:
         cmd.append("--map-root-user")
-    cmd += ["--", "/bin/sh", "-c", f'{shlex.quote(ip)} link set lo up && exec "$@"', "sh",
+    setup = [f"{shlex.quote(ip)} link set lo up"]
+    if parse_args(argv).isolate_veth:
+        setup += [f"{shlex.quote(ip)} {c}" for c in (
+            "link add rtm0 type veth peer name rtm1",
+            "addr add 10.66.0.1/24 dev rtm0", "addr add 10.66.0.2/24 dev rtm1",
+            "link set rtm0 up", "link set rtm1 up", "route add default dev rtm0")]
+    cmd += ["--", "/bin/sh", "-c", " && ".join(setup) + ' && exec "$@"', "sh",
             sys.executable, os.path.abspath(__file__)] + argv
     env = dict(os.environ)
     env[ISOLATED_ENV] = "1"
@@ -202,6 +257,8 @@ class Pair:
         self.marks = {}
         self.selftest_results = {}
         self.checks = []
+        self.report_data = {}
+        self.offer_sdp = self.answer_sdp = ""
         self.peers = []
         self.offerer = Peer("offerer", args.offerer, self.events, args.verbose)
         self.peers.append(self.offerer)
@@ -295,9 +352,11 @@ class Pair:
 
     def signal(self):
         offer = self.read_signal(self.offerer, "offer")
+        self.offer_sdp = json.loads(offer)["sdp"]
         self.mark("offer")
         self.answerer.write_line(offer)
         answer = self.read_signal(self.answerer, "answer")
+        self.answer_sdp = json.loads(answer)["sdp"]
         self.mark("answer")
         self.offerer.write_line(answer)
 
@@ -341,6 +400,153 @@ class Pair:
             except queue.Empty:
                 return True
             self.handle(peer, kind, data)
+
+
+    # -- matrix -----------------------------------------------------------
+
+    def max_message_size(self):
+        """The smaller a=max-message-size of the two descriptions (RFC 8841:
+        absent means 64 KiB, 0 means no limit), capped by --max-size."""
+        limit = None
+        for sdp in (self.offer_sdp, self.answer_sdp):
+            m = re.search(r"^a=max-message-size:(\d+)", sdp, re.M)
+            v = int(m.group(1)) if m else 65536
+            if v and (limit is None or v < limit):
+                limit = v
+        if self.args.max_size and (limit is None or self.args.max_size < limit):
+            limit = self.args.max_size
+        return limit
+
+    @staticmethod
+    def random_text(rng, nbytes):
+        """Random UTF-8 text of exactly nbytes: no line breaks, never starting
+        with "binary:" (the line protocol's binary marker)."""
+        out, left = [], nbytes
+        while left > 0:
+            ch = rng.choice(TEXT_POOL)
+            n = len(ch.encode("utf-8"))
+            if n > left:
+                ch, n = chr(rng.randrange(0x21, 0x7F)), 1
+            out.append(ch)
+            left -= n
+        return "".join(out).encode("utf-8")
+
+    @staticmethod
+    def as_line(kind, payload):
+        return b"binary:" + base64.b64encode(payload) if kind == "binary" else payload
+
+    def wait_lines(self, dst, start, count, seconds, settle=None):
+        """Waits until dst has `count` lines past `start`, or `seconds` pass, or
+        (with settle) no new line came for `settle` seconds. Returns the lines."""
+        end = time.monotonic() + seconds
+        last_n, last_t = len(dst.lines), time.monotonic()
+        while len(dst.lines) - start < count:
+            now = time.monotonic()
+            if len(dst.lines) != last_n:
+                last_n, last_t = len(dst.lines), now
+            if now >= end or (settle is not None and now - last_t >= settle):
+                break
+            self.no_early_exit(self.offerer, self.answerer)
+            try:
+                peer, kind, data = self.events.get(timeout=min(0.05, max(end - now, 0.001)))
+            except queue.Empty:
+                continue
+            self.handle(peer, kind, data)
+        return dst.lines[start:]
+
+    def scenario_matrix(self):
+        a = self.args
+        driven = self.offerer if a.driven == "offerer" else self.answerer
+        self.wait_open()
+        limit = self.max_message_size()
+        seed = int.from_bytes(os.urandom(8), "big")
+        rng = random.Random(seed)
+        self.report_data.update({"seed": seed, "max_message_size": limit, "checks": {}})
+        checks = self.report_data["checks"]
+        attempts, per_try = (5, 2.0) if a.partial else (1, 20.0)
+        earlier = set()
+        for size in MATRIX_SIZES:
+            for kind in ("text", "binary"):
+                key = f"{kind}:{size}"
+                if limit is not None and size > limit:
+                    checks[key] = "skipped"
+                    continue
+                checks[key] = "fail"
+                sent = []
+                ok = False
+                for attempt in range(attempts):
+                    payload = self.random_text(rng, size) if kind == "text" else rng.randbytes(size)
+                    line = self.as_line(kind, payload)
+                    sent.append(line)
+                    start = len(driven.lines)
+                    driven.write_line(line)
+                    deadline = time.monotonic() + per_try
+                    while not ok:
+                        got = self.wait_lines(driven, start, 1, max(deadline - time.monotonic(), 0))
+                        if not got:
+                            break
+                        start += 1
+                        if got[0] in sent:
+                            ok = True
+                        elif a.partial and got[0] in earlier:
+                            continue  # a late echo of an earlier case
+                        else:
+                            raise Fail(f"{key}: sent {len(line)} B line, the echo differs "
+                                       f"({len(got[0])} B: {got[0][:60]!r})")
+                    if ok:
+                        break
+                if not ok:
+                    raise Fail(f"{key}: no echo after {attempts} attempt(s) of {per_try:.0f} s")
+                earlier.update(sent)
+                checks[key] = "pass" if len(sent) == 1 else f"pass (resent {len(sent) - 1})"
+                self.mark(key)
+        # burst: back to back, one write
+        kinds = []
+        for i in range(a.burst):
+            size = rng.choice((0, 1, 7, 100, 1000, 1200, 4096, 16384)) if i % 10 else 65535
+            if limit is not None and size > limit:
+                size = limit
+            kind = "text" if i % 2 == 0 else "binary"
+            payload = self.random_text(rng, size) if kind == "text" else rng.randbytes(size)
+            kinds.append(self.as_line(kind, payload))
+        start = len(driven.lines)
+        try:
+            driven.proc.stdin.write(b"".join(line + b"\n" for line in kinds))
+            driven.proc.stdin.flush()
+        except OSError as e:
+            raise Fail(f"writing the burst failed: {e}") from None
+        got = self.wait_lines(driven, start, len(kinds), 30.0, settle=3.0 if a.partial else None)
+        got = got[:len(kinds)]
+        self.mark("burst")
+        checks["burst"] = "fail"
+        if not a.partial:
+            if len(got) != len(kinds):
+                raise Fail(f"burst: {len(got)} of {len(kinds)} echoes came back")
+            if a.unordered:
+                if sorted(got) != sorted(kinds):
+                    raise Fail("burst: the echoes differ from the sent messages")
+            elif got != kinds:
+                i = next(i for i, (x, y) in enumerate(zip(got, kinds)) if x != y)
+                raise Fail(f"burst: echo {i} differs from message {i} (out of order or corrupt)")
+        else:
+            pool = list(kinds)
+            pos = 0
+            for i, line in enumerate(got):
+                if a.unordered:
+                    if line not in pool:
+                        raise Fail(f"burst: echo {i} was never sent (or came twice)")
+                    pool.remove(line)
+                else:
+                    try:
+                        pos = kinds.index(line, pos) + 1
+                    except ValueError:
+                        raise Fail(f"burst: echo {i} is out of order or was never sent") from None
+            if len(got) * 2 < len(kinds):
+                raise Fail(f"burst: only {len(got)} of {len(kinds)} echoes came back")
+        checks["burst"] = f"pass ({len(got)}/{len(kinds)})"
+        closer = self.offerer if a.close_by == "offerer" else self.answerer
+        self.scenario_close(closer, already_open=True)
+        checks[f"close by {a.close_by}"] = "pass"
 
     # -- scenarios --------------------------------------------------------
 
@@ -426,8 +632,9 @@ class Pair:
                 raise Fail(f"{src.role}->{dst.role} line {i}: sent {want[:100]!r} "
                            f"({len(want)} B), received {have[:100]!r} ({len(have)} B)")
 
-    def scenario_close(self, closer):
-        self.wait_open()
+    def scenario_close(self, closer, already_open=False):
+        if not already_open:
+            self.wait_open()
         other = self.other(closer)
         closer.close_stdin()
         self.mark(f"{closer.role} stdin closed")
@@ -448,6 +655,8 @@ class Pair:
             self.scenario_close(self.offerer)
         elif s == "close-by-answerer":
             self.scenario_close(self.answerer)
+        elif s == "matrix":
+            self.scenario_matrix()
         # late stderr lines (a peer's own interop-check) arrive before its stderr EOF
         self._drain_until_stderr_eof(2.0)
         if self.checks:
@@ -515,10 +724,27 @@ class Pair:
         sys.stdout.flush()
 
 
+def write_report(args, pair, ok, msg):
+    data = {"name": args.name, "scenario": args.scenario, "ok": ok, "error": msg,
+            "driven": args.driven, "close_by": args.close_by,
+            "seconds": round(time.monotonic() - pair.t0, 2)}
+    data.update(pair.report_data)
+    os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
+    tmp = args.report + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, args.report)
+
+
 def main():
     args = parse_args(sys.argv[1:])
-    if args.isolate and os.environ.get(ISOLATED_ENV) != "1":
+    if (args.isolate or args.isolate_veth) and os.environ.get(ISOLATED_ENV) != "1":
         reexec_isolated(sys.argv[1:])
+    if args.report:
+        try:
+            os.remove(args.report)  # no stale outcome if this run dies early
+        except FileNotFoundError:
+            pass
     become_subreaper()
     pair = None
     ok, msg = False, ""
@@ -539,6 +765,8 @@ def main():
         print(f"pair: FAIL: {msg}")
         sys.exit(1)
     pair.report(ok, msg)
+    if args.report:
+        write_report(args, pair, ok, msg)
     sys.exit(0 if ok else 1)
 
 
