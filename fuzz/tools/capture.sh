@@ -1,5 +1,5 @@
 #!/bin/sh
-# Captures real SDP from aiortc and Chromium into fuzz/corpus/sdp/ (and Chromium's
+# Captures real SDP from aiortc, Chromium and Firefox into fuzz/corpus/sdp/ (and Chromium's
 # trickled candidate strings into fuzz/corpus/candidate/). Usage: capture.sh [corpus_dir]
 #
 # Everything runs inside a fresh network namespace (needs root / CAP_SYS_ADMIN):
@@ -22,5 +22,6 @@ exec unshare --net sh -eu -c '
   ip route add default via 192.168.77.11 dev v0
   ip -6 route add default via fd00:77::11 dev v0
   node "$1/capture_chromium.mjs" "$2"
+  node "$1/capture_firefox.mjs" "$2"
   /usr/bin/python3 "$1/capture_aiortc.py" "$2/sdp" "$2/sdp/chromium_offer.sdp"
 ' capture "$here" "$out"

@@ -50,6 +50,16 @@ constexpr char kCipherList[] =
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr char kGroups[] = "X25519:P-256";
+// DTLS-SRTP (RFC 5764) profiles for the use_srtp extension, offered as client
+// and answered as server although data channels never use SRTP. Some stacks
+// require a negotiated profile on every DTLS transport: Pion (webrtc 3.1, dtls
+// 2.2) as client aborts with insufficient_security when the ServerHello lacks
+// use_srtp, and as server completes the handshake but then fails the
+// connection ("no SRTP Protection Profile was chosen") and never starts SCTP.
+// Browsers always offer it; this is the set Chromium offers and Pion accepts
+// (Pion knows AES_128_GCM and AES128_CM_SHA1_80). Preference: ours, as server.
+constexpr char kSrtpProfiles[] =
+    "SRTP_AEAD_AES_128_GCM:SRTP_AEAD_AES_256_GCM:SRTP_AES128_CM_SHA1_80";
 
 std::string lower_case(std::string_view s) {
   std::string out(s);
@@ -237,6 +247,7 @@ SSL_CTX* DtlsTransport::build_context(X509* x509, EVP_PKEY* key) {
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   ok = ok && SSL_CTX_set_cipher_list(ctx, kCipherList) == 1 &&
        SSL_CTX_set1_groups_list(ctx, kGroups) == 1 &&
+       SSL_CTX_set_tlsext_use_srtp(ctx, kSrtpProfiles) == 0 &&  // 0 is success here
        SSL_CTX_use_certificate(ctx, x509) == 1 &&
        SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
        SSL_CTX_check_private_key(ctx) == 1;

@@ -72,7 +72,8 @@ class DtlsTransport final : public PacketTransport {
   // dropped) are kept and processed now. Setup errors (bad certificate, OpenSSL
   // failure) surface here as Failed. No effect after close() or a second call.
   // Builds the SSL_CTX every transport of a certificate shares (DTLS 1.2 only,
-  // cipher suites, groups, certificate and key, fingerprint verification);
+  // cipher suites, groups, DTLS-SRTP profiles, certificate and key,
+  // fingerprint verification);
   // see Certificate::dtls_context(). nullptr on failure, reasons in OpenSSL's
   // error queue. Thread-safe.
   static SSL_CTX* build_context(X509* x509, EVP_PKEY* key);

@@ -4,7 +4,12 @@
 #include "dtls/dtls_transport.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/srtp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -12,7 +17,9 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <ostream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "base/loop.hpp"
@@ -644,6 +651,241 @@ TEST_F(DtlsPairTest, SetupErrorIsReportedAtStart) {
     EXPECT_NE(a_.error.find("certificate"), std::string::npos) << a_.error;
   });
 }
+
+// ---- DTLS parameters against other stacks' hellos ----
+//
+// A raw OpenSSL DTLS 1.2 endpoint configured like another stack (cipher
+// suites, groups, signature algorithms, use_srtp profiles), on the other end of
+// the MemoryLink from a DtlsTransport, as client and as server.
+
+struct HelloProfile {
+  const char* name;
+  const char* ciphers;
+  const char* groups;
+  const char* sigalgs;
+  const char* srtp;  // use_srtp profiles offered / accepted; "" for none
+};
+
+// pion/dtls 2.2.6 as pion/webrtc 3.1.56 configures it (dtls cipher_suite.go
+// defaultCipherSuites, config.go defaultCurves, signaturehash.Algorithms;
+// webrtc constants.go defaultSrtpProtectionProfiles). Its ClientHello on the
+// wire: suites c02b,c02f,c00a,c014,c02c,c030; groups x25519,P-256,P-384;
+// use_srtp 0007,0001; extended_master_secret. As client it aborts with
+// insufficient_security when the ServerHello has no use_srtp (flight3handler);
+// as server it completes the handshake and then fails the connection without
+// a negotiated profile (webrtc ErrNoSRTPProtectionProfile), before SCTP.
+const HelloProfile kPion = {
+    "Pion",
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-SHA:"
+    "ECDHE-RSA-AES256-SHA:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384",
+    "X25519:P-256:P-384",
+    "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:RSA+SHA256:RSA+SHA384:RSA+SHA512:ed25519",
+    "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"};
+// Roughly a browser (BoringSSL under libwebrtc): AES-GCM and ChaCha20 first,
+// then CBC; GCM and SHA1_80 SRTP profiles.
+const HelloProfile kBrowserLike = {
+    "BrowserLike",
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+    "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA",
+    "X25519:P-256:P-384",
+    "ECDSA+SHA256:rsa_pss_rsae_sha256:RSA+SHA256:ECDSA+SHA384:rsa_pss_rsae_sha384:RSA+SHA384:"
+    "rsa_pss_rsae_sha512:RSA+SHA512",
+    "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"};
+void PrintTo(const HelloProfile& profile, std::ostream* os) { *os << profile.name; }
+
+// A data-only stack that offers no use_srtp at all: the extension stays optional.
+const HelloProfile kNoSrtp = {"NoSrtp", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+                              "P-256:X25519", "ECDSA+SHA256:ECDSA+SHA384", ""};
+
+// One DTLS endpoint on memory BIOs: each datagram from the link is written to
+// the read BIO and processed at once; whatever OpenSSL wrote goes out as one
+// datagram. No retransmission timer (the link loses nothing).
+class RawDtlsPeer {
+ public:
+  RawDtlsPeer(MemoryLink::End& end, const std::shared_ptr<Certificate>& cert, const HelloProfile& profile,
+              bool server)
+      : end_(end) {
+    ctx_ = SSL_CTX_new(DTLS_method());
+    bool ok = ctx_ != nullptr && SSL_CTX_set_min_proto_version(ctx_, DTLS1_2_VERSION) == 1 &&
+              SSL_CTX_set_max_proto_version(ctx_, DTLS1_2_VERSION) == 1 &&
+              SSL_CTX_set_cipher_list(ctx_, profile.ciphers) == 1 &&
+              SSL_CTX_set1_groups_list(ctx_, profile.groups) == 1 &&
+              SSL_CTX_set1_sigalgs_list(ctx_, profile.sigalgs) == 1 &&
+              (profile.srtp[0] == '\0' || SSL_CTX_set_tlsext_use_srtp(ctx_, profile.srtp) == 0) &&
+              SSL_CTX_use_certificate(ctx_, cert->x509()) == 1 &&
+              SSL_CTX_use_PrivateKey(ctx_, cert->key()) == 1;
+    EXPECT_TRUE(ok) << "raw peer setup: " << ERR_reason_error_string(ERR_peek_error());
+    if (!ok) return;
+    SSL_CTX_set_options(ctx_, SSL_OP_NO_TICKET | SSL_OP_NO_QUERY_MTU);
+    // Self-signed on both sides: accept any certificate, as WebRTC stacks do
+    // before they compare the fingerprint.
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       [](int, X509_STORE_CTX*) { return 1; });
+    ssl_ = SSL_new(ctx_);
+    BIO* in = BIO_new(BIO_s_mem());
+    BIO* out = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(in, -1);  // empty means "would block", not EOF
+    BIO_set_mem_eof_return(out, -1);
+    SSL_set_bio(ssl_, in, out);
+    SSL_set_mtu(ssl_, 1200);
+    if (server) {
+      SSL_set_accept_state(ssl_);
+    } else {
+      SSL_set_connect_state(ssl_);
+    }
+    in_ = in;
+    out_ = out;
+  }
+  ~RawDtlsPeer() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  RawDtlsPeer(const RawDtlsPeer&) = delete;
+  RawDtlsPeer& operator=(const RawDtlsPeer&) = delete;
+
+  void start() { step(); }
+  void receive(ByteSpan datagram) {
+    if (ssl_ == nullptr) return;
+    BIO_write(in_, datagram.data(), static_cast<int>(datagram.size()));
+    step();
+  }
+  void send(const Bytes& data) {
+    ASSERT_TRUE(connected);
+    ASSERT_EQ(SSL_write(ssl_, data.data(), static_cast<int>(data.size())), static_cast<int>(data.size()));
+    flush();
+  }
+  SSL* ssl() const { return ssl_; }
+
+  bool connected = false;
+  std::string error;
+  std::vector<Bytes> received;
+
+ private:
+  void step() {
+    if (ssl_ == nullptr || !error.empty()) return;
+    ERR_clear_error();
+    if (!connected) {
+      int ret = SSL_do_handshake(ssl_);
+      if (ret == 1) {
+        connected = true;
+      } else {
+        int e = SSL_get_error(ssl_, ret);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+          unsigned long code = ERR_peek_error();
+          error = code ? ERR_reason_error_string(code) : "SSL error " + std::to_string(e);
+        }
+      }
+    }
+    if (connected) {
+      Bytes buffer(16384);
+      for (;;) {
+        int n = SSL_read(ssl_, buffer.data(), static_cast<int>(buffer.size()));
+        if (n <= 0) break;
+        received.emplace_back(buffer.begin(), buffer.begin() + n);
+      }
+    }
+    flush();
+  }
+  void flush() {
+    char* data = nullptr;
+    long n = BIO_get_mem_data(out_, &data);
+    if (n > 0) {
+      end_.send(ByteSpan(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(n)));
+      (void)BIO_reset(out_);
+    }
+  }
+
+  MemoryLink::End& end_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;
+  BIO* out_ = nullptr;
+};
+
+class DtlsParameters : public DtlsPairTest,
+                       public ::testing::WithParamInterface<std::tuple<HelloProfile, bool>> {
+ protected:
+  void TearDown() override {
+    loop_.run_sync([&] { raw_.reset(); });
+    DtlsPairTest::TearDown();
+  }
+  std::unique_ptr<RawDtlsPeer> raw_;
+};
+
+// Our DtlsTransport (a) against a raw OpenSSL peer (b) configured like another
+// stack, with us as server (the other stack's ClientHello) and as client (our
+// ClientHello against a server with the other stack's parameters).
+TEST_P(DtlsParameters, NegotiatesWhatTheOtherStackNeeds) {
+  const auto& [profile, we_are_server] = GetParam();
+  loop_.run_sync([&] {
+    raw_ = std::make_unique<RawDtlsPeer>(link_->b, cert_b_, profile, /*server=*/!we_are_server);
+    link_->b.set_receiver([this](ByteSpan p) { raw_->receive(p); });
+  });
+  create(a_, link_->a, cert_a_, we_are_server ? Role::Server : Role::Client, sha256_of(cert_b_));
+  loop_.run_sync([&] {
+    a_.transport->start();
+    raw_->start();
+  });
+  ASSERT_TRUE(wait_until([&] { return (raw_->connected && a_.state() == State::Connected) ||
+                                      !raw_->error.empty() || a_.state() == State::Failed; }))
+      << "handshake did not finish";
+  loop_.run_sync([&] {
+    ASSERT_TRUE(raw_->connected) << profile.name << ": " << raw_->error << " / ours: " << a_.error;
+    ASSERT_EQ(a_.state(), State::Connected) << a_.error;
+    SSL* ssl = raw_->ssl();
+    // What Chromium negotiates with us today stays as it was: ECDHE-ECDSA
+    // with AES-128-GCM (our first suite, every stack has it), extended master
+    // secret (RFC 7627).
+    EXPECT_STREQ(SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)), "ECDHE-ECDSA-AES128-GCM-SHA256");
+    EXPECT_EQ(SSL_get_extms_support(ssl), 1);
+    // use_srtp (RFC 5764): answered as server, offered as client, so that a
+    // stack that requires a profile (Pion) gets one. As server we pick by our
+    // preference: AES-128-GCM, which every profile here offers.
+    SRTP_PROTECTION_PROFILE* srtp = SSL_get_selected_srtp_profile(ssl);
+    if (profile.srtp[0] != '\0') {
+      ASSERT_NE(srtp, nullptr) << profile.name << ": no SRTP profile negotiated";
+      if (we_are_server) {
+        EXPECT_EQ(srtp->id, static_cast<unsigned long>(SRTP_AEAD_AES_128_GCM)) << srtp->name;
+      } else {
+        EXPECT_TRUE(srtp->id == SRTP_AEAD_AES_128_GCM || srtp->id == SRTP_AEAD_AES_256_GCM ||
+                    srtp->id == SRTP_AES128_CM_SHA1_80)
+            << srtp->name;
+      }
+    } else {
+      EXPECT_EQ(srtp, nullptr);
+    }
+    if (!we_are_server) {
+      // Pion as server takes the client's first group without checking its
+      // own list (flight0handler): ours must be one every stack has.
+      int groups = SSL_get1_groups(ssl, nullptr);
+      ASSERT_GT(groups, 0);
+      std::vector<int> list(static_cast<size_t>(groups));
+      SSL_get1_groups(ssl, list.data());
+      EXPECT_EQ(list[0], NID_X25519);
+    }
+  });
+  // Application data both ways.
+  const Bytes to_raw = pattern(1100, 3);
+  const Bytes to_us = pattern(900, 5);
+  loop_.run_sync([&] {
+    EXPECT_TRUE(a_.transport->send(ByteSpan(to_raw.data(), to_raw.size())));
+    raw_->send(to_us);
+  });
+  ASSERT_TRUE(wait_until([&] { return !raw_->received.empty() && !a_.received.empty(); }));
+  loop_.run_sync([&] {
+    EXPECT_EQ(raw_->received[0], to_raw);
+    EXPECT_EQ(a_.received[0], to_us);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stacks, DtlsParameters,
+    ::testing::Combine(::testing::Values(kPion, kBrowserLike, kNoSrtp), ::testing::Bool()),
+    [](const auto& param_info) {
+      return std::string(std::get<0>(param_info.param).name) +
+             (std::get<1>(param_info.param) ? "ClientWeServe" : "ServerWeConnect");
+    });
 
 // ---- Certificate ----
 

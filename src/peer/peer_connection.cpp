@@ -475,6 +475,13 @@ void PeerConnection::handle_dtls_state(dtls::State state, const std::string& err
     fail(error.empty() ? "DTLS failed" : error);
     return;
   } else if (state == dtls::State::Closed) {
+    if (teardown_timer_ != 0) {
+      // We are closing and waiting for SCTP's SHUTDOWN to complete, but the
+      // peer has ended DTLS (Pion closes without answering SHUTDOWN): nothing
+      // more can arrive, so finish now instead of at kGracefulCloseTimeout.
+      loop->post([self = shared_from_this()] { self->finish_teardown(); });
+      return;
+    }
     // close_notify from the peer: its data channels are gone.
     if (!end_reason_) end_reason_ = "remote-closed";
     close_all_channels();
@@ -910,7 +917,8 @@ void PeerConnection::close() {
   // when SCTP is done or after kGracefulCloseTimeout, always from a posted
   // task: a layer is never destroyed inside its own call.
   pending_shutdowns().begin();
-  if (sctp_ && sctp_->state() == sctp::State::Connected) {
+  if (sctp_ && sctp_->state() == sctp::State::Connected && dtls_ &&
+      dtls_->state() == dtls::State::Connected) {
     sctp_->close();
     teardown_timer_ = loop->post_after(kGracefulCloseTimeout, [self = shared_from_this()] {
       self->teardown_timer_ = 0;

@@ -196,12 +196,15 @@ std::optional<Error> apply_transport_attribute(const Line& line, const Attribute
     // RFC 8839 section 5 (ice-options):
     //   ice-options = "ice-options:" ice-option-tag *(SP ice-option-tag)
     //   ice-option-tag = 1*ice-char
+    // Accepted more liberally, as real stacks write it: libdatachannel separates
+    // the tags with commas ("ice2,trickle"), older Chromium sent "google-ice". Any
+    // token is a tag; only "trickle" means something to us.
     if (t.trickle) return line_error(line, "duplicate a=ice-options");
-    const auto tags = detail::split_ws(attr.value);
+    const auto tags = detail::split_list(attr.value);
     if (tags.empty()) return line_error(line, "bad a=ice-options");
     bool trickle = false;
     for (auto tag : tags) {
-      if (!detail::is_ice_chars(tag, 1, 256)) return line_error(line, "bad a=ice-options");
+      if (!detail::is_token(tag) || tag.size() > 256) return line_error(line, "bad a=ice-options");
       if (tag == "trickle") trickle = true;
     }
     t.trickle = trickle;

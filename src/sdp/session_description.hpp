@@ -58,7 +58,7 @@ struct SessionDescription {
   bool legacy_sctpmap = false;       // input used `DTLS/SCTP` + `a=sctpmap`
   std::string ice_ufrag;             // required
   std::string ice_pwd;               // required
-  bool ice_trickle = false;          // a=ice-options contains "trickle"
+  bool ice_trickle = false;          // a=ice-options has the tag "trickle" (SP or "," lists)
   bool ice_lite = false;             // a=ice-lite
   std::vector<Fingerprint> fingerprints;  // at least one required
   std::optional<Setup> setup;        // absent is allowed (treated as actpass in offers)

