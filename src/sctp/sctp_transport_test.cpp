@@ -394,7 +394,9 @@ TEST_F(SctpTransportTest, BufferedAmountGrowsWhenSctpIsFullAndReportsGoingDown) 
 TEST_F(SctpTransportTest, PausedReceiverClosesTheWindowAndLosesNothing) {
   connect();
   loop_.run_sync([&] { b_.transport->set_receive_paused(true); });
-  constexpr int kCount = 64;  // 4 MiB: more than B's receive buffer and A's send buffer
+  // 10 MiB: more than B's receive buffer (4 MiB) and A's SCTP send buffer
+  // (1 MiB) hold, so the rest must wait in A's queue.
+  constexpr int kCount = 160;
   loop_.run_sync([&] {
     for (int i = 0; i < kCount; ++i) {
       auto data = pattern(65536, static_cast<uint32_t>(i));
