@@ -77,9 +77,11 @@ class PeerConnection {
   // reliable sends wait (its bufferedAmount grows). Nothing is lost; partially
   // reliable messages may expire at the sender as their rules say. Resuming
   // delivers what was held, in order. Sending is not affected. Callable from
-  // any thread, including a callback of this connection; never blocks: the
-  // change is queued to the network thread (calls apply in the order made), so
-  // messages already being delivered may still arrive after pause_receiving().
+  // any thread, including a callback of this connection; never blocks. On the
+  // network thread (in a callback) it takes effect at once: no on_message runs
+  // after it returns. From another thread the change is queued to the network
+  // thread, so messages being delivered meanwhile may still arrive; the last
+  // call wins.
   void pause_receiving();
   void resume_receiving();
 

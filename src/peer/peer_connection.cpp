@@ -1050,17 +1050,25 @@ void PeerConnection::restart_ice() {
   on_loop(impl_, [&] { impl_->restart_ice_requested(); });
 }
 
-void impl::PeerConnection::set_receive_paused(bool paused) {
-  receive_paused_ = paused;
-  if (sctp_) sctp_->set_receive_paused(paused);
+void impl::PeerConnection::apply_receive_paused() {
+  receive_paused_ = want_receive_paused_.load();
+  if (sctp_) sctp_->set_receive_paused(receive_paused_);
 }
 
+// The latest call wins whatever the order in which the applications run: each
+// one reads the wanted state when it runs. On the network thread it applies at
+// once (posted tasks can wait behind a flood of incoming packets); from other
+// threads it is posted, never waited for.
 void PeerConnection::pause_receiving() {
-  impl_->loop->post([impl = impl_] { impl->set_receive_paused(true); });
+  impl_->want_receive_paused_.store(true);
+  if (impl_->loop->in_loop_thread()) impl_->apply_receive_paused();
+  else impl_->loop->post([impl = impl_] { impl->apply_receive_paused(); });
 }
 
 void PeerConnection::resume_receiving() {
-  impl_->loop->post([impl = impl_] { impl->set_receive_paused(false); });
+  impl_->want_receive_paused_.store(false);
+  if (impl_->loop->in_loop_thread()) impl_->apply_receive_paused();
+  else impl_->loop->post([impl = impl_] { impl->apply_receive_paused(); });
 }
 
 Expected<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,

@@ -108,7 +108,8 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::optional<SessionDescription> local_description() const;
   std::optional<SessionDescription> remote_description() const;
   void restart_ice_requested() { restart_pending_ = true; }
-  void set_receive_paused(bool paused);
+  void apply_receive_paused();  // want_receive_paused_ -> sctp_
+  std::atomic<bool> want_receive_paused_{false};  // pause_/resume_receiving(), any thread
   Result<std::shared_ptr<DataChannel>> create_data_channel(const std::string& label,
                                                            const DataChannelInit& init);
   Stats get_stats() const;
