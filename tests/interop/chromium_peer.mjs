@@ -23,15 +23,15 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import {
+  filterLoopback, makeOutput, parseConnectArgs, parseIceServerUrl, readDescription, StdinLines, withTimeout,
+} from './peerlib.mjs';
 
 const NAME = 'chromium-peer';
 const PAGE_URL = 'http://localhost/rtcmesh-interop-peer';
 const require = createRequire(import.meta.url);
 
-function log(msg) { process.stderr.write(`${NAME}: ${msg}\n`); }
-function status(msg) { process.stderr.write(`rtcmesh: ${msg}\n`); }
-function outLine(s) { process.stdout.write(s + '\n'); }
-function outJson(o) { outLine(JSON.stringify(o)); }
+const { log, status, outLine, outJson } = makeOutput(NAME);
 
 function loadPlaywright() {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -43,167 +43,6 @@ function loadPlaywright() {
     try { return require(c); } catch { /* next */ }
   }
   throw new Error('playwright-core not found (run npm ci in the repository root)');
-}
-
-// ---------------------------------------------------------------- arguments
-
-function usage(msg) {
-  process.stderr.write(`${NAME}: ${msg}\nusage: chromium_peer.mjs [connect] (--offer|--answer) ` +
-    '[--label L] [--protocol P] [--unordered] [--max-retransmits N|--max-packet-life-time MS] ' +
-    '[--negotiated-id N] [--echo] [--ice-server URL]... [--ice-username U] [--ice-credential C] [--relay-only] [--loopback] ' +
-    '[--selftest [--close-after|--expect-remote-close]] [--timeout S]\n');
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const o = {
-    role: null, label: 'data', protocol: '', iceUsername: null, iceCredential: null, unordered: false, maxRetransmits: null, maxPacketLifeTime: null,
-    negotiatedId: null, echo: false, iceServers: [], relayOnly: false, loopback: false,
-    selftest: false, closeAfter: false, expectRemoteClose: false, timeout: 30,
-  };
-  const int = (name, v) => {
-    if (v === undefined || !/^\d+$/.test(v)) usage(`${name} needs a non-negative integer`);
-    return Number(v);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    switch (a) {
-      case 'connect': if (i !== 0) usage('unexpected "connect"'); break;
-      case '--offer': case '--answer':
-        if (o.role) usage('give only one of --offer / --answer');
-        o.role = a.slice(2); break;
-      case '--label': o.label = argv[++i]; if (o.label === undefined) usage('--label needs a value'); break;
-      case '--protocol': o.protocol = argv[++i]; if (o.protocol === undefined) usage('--protocol needs a value'); break;
-      case '--ice-username': o.iceUsername = argv[++i]; if (o.iceUsername === undefined) usage('--ice-username needs a value'); break;
-      case '--ice-credential': o.iceCredential = argv[++i]; if (o.iceCredential === undefined) usage('--ice-credential needs a value'); break;
-      case '--unordered': o.unordered = true; break;
-      case '--max-retransmits': o.maxRetransmits = int(a, argv[++i]); break;
-      case '--max-packet-life-time': o.maxPacketLifeTime = int(a, argv[++i]); break;
-      case '--negotiated-id': o.negotiatedId = int(a, argv[++i]); break;
-      case '--echo': o.echo = true; break;
-      case '--ice-server': {
-        const v = argv[++i];
-        if (!v) usage('--ice-server needs a URL');
-        o.iceServers.push(v); break;
-      }
-      case '--relay-only': o.relayOnly = true; break;
-      case '--loopback': o.loopback = true; break;
-      case '--selftest': o.selftest = true; break;
-      case '--close-after': o.closeAfter = true; break;
-      case '--expect-remote-close': o.expectRemoteClose = true; break;
-      case '--timeout': {
-        const v = Number(argv[++i]);
-        if (!(v > 0)) usage('--timeout needs a positive number');
-        o.timeout = v; break;
-      }
-      case '-h': case '--help': usage('help');
-      // falls through (usage exits)
-      default: usage(`unknown argument ${a}`);
-    }
-  }
-  if (!o.role) usage('one of --offer / --answer is required');
-  if (o.maxRetransmits !== null && o.maxPacketLifeTime !== null) {
-    usage('--max-retransmits and --max-packet-life-time exclude each other');
-  }
-  if ((o.closeAfter || o.expectRemoteClose) && !o.selftest) usage('--close-after / --expect-remote-close need --selftest');
-  if (o.closeAfter && o.expectRemoteClose) usage('--close-after and --expect-remote-close exclude each other');
-  return o;
-}
-
-// stun:host[:port] or turn[s]:[user:pass@]host[:port][?transport=...]
-function iceServer(url, username, credential) {
-  const m = /^(stuns?|turns?):(?:([^:@]*):([^@]*)@)?(.+)$/.exec(url);
-  if (!m) throw new Error(`bad --ice-server URL: ${url}`);
-  const [, scheme, user, pass, rest] = m;
-  if (user !== undefined) return { urls: `${scheme}:${rest}`, username: user, credential: pass };
-  if (scheme.startsWith('turn') && (username !== null || credential !== null)) {
-    return { urls: url, username: username ?? '', credential: credential ?? '' };
-  }
-  return { urls: url };
-}
-
-// ---------------------------------------------------------------- stdin lines
-
-class StdinLines {
-  constructor() {
-    this.lines = [];
-    this.waiters = [];
-    this.eof = false;
-    this.partial = [];
-    process.stdin.on('data', (chunk) => this.onData(chunk));
-    process.stdin.on('end', () => this.onEnd());
-    process.stdin.on('error', () => this.onEnd());
-  }
-  onData(chunk) {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(10, start);
-      if (nl < 0) break;
-      this.partial.push(chunk.subarray(start, nl));
-      let line = Buffer.concat(this.partial);
-      this.partial = [];
-      if (line.length && line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
-      this.push(line);
-      start = nl + 1;
-    }
-    if (start < chunk.length) this.partial.push(chunk.subarray(start));
-  }
-  onEnd() {
-    if (this.eof) return;
-    if (this.partial.length) { this.push(Buffer.concat(this.partial)); this.partial = []; }
-    this.eof = true;
-    this.push(null);
-  }
-  push(v) {
-    const w = this.waiters.shift();
-    if (w) w(v); else this.lines.push(v);
-  }
-  // resolves to a Buffer, or null at end of input (repeatedly)
-  next() {
-    if (this.lines.length) {
-      const v = this.lines.shift();
-      if (v === null) this.lines.unshift(null);
-      return Promise.resolve(v);
-    }
-    return new Promise((resolve) => this.waiters.push((v) => {
-      if (v === null) this.lines.push(null);
-      resolve(v);
-    }));
-  }
-}
-
-function withTimeout(promise, seconds, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out ${what}`)), seconds * 1000); }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-async function readDescription(stdin, type, timeout) {
-  for (;;) {
-    const line = await withTimeout(stdin.next(), timeout, `waiting for the ${type} line on stdin`);
-    if (line === null) throw new Error(`end of stdin before the ${type} line`);
-    const s = line.toString('utf8');
-    if (!s.trim()) continue;
-    let obj;
-    try { obj = JSON.parse(s); } catch (e) { throw new Error(`bad ${type} line (not JSON: ${e.message})`); }
-    if (!obj || obj.type !== type || typeof obj.sdp !== 'string') {
-      throw new Error(`bad ${type} line: expected {"type":"${type}","sdp":...}`);
-    }
-    return obj.sdp;
-  }
-}
-
-function filterLoopback(sdp) {
-  const lines = sdp.split('\r\n');
-  const isCand = (l) => l.startsWith('a=candidate:');
-  const isLoop = (l) => { const f = l.split(' '); return f[2].toLowerCase() === 'udp' && f[4] === '127.0.0.1'; };
-  if (!lines.some((l) => isCand(l) && isLoop(l))) {
-    log('warning: --loopback but no loopback candidate was gathered; keeping all candidates');
-    return sdp;
-  }
-  return lines.filter((l) => !isCand(l) || isLoop(l)).join('\r\n');
 }
 
 // ---------------------------------------------------------------- page side
@@ -485,12 +324,12 @@ function pageMain() {
 // ---------------------------------------------------------------- node side
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseConnectArgs(process.argv.slice(2), { name: 'chromium_peer.mjs', selftest: true });
   const pageOpts = {
     role: opts.role, label: opts.label, protocol: opts.protocol, unordered: opts.unordered,
     maxRetransmits: opts.maxRetransmits, maxPacketLifeTime: opts.maxPacketLifeTime,
     negotiatedId: opts.negotiatedId, echo: opts.echo, relayOnly: opts.relayOnly,
-    iceServers: opts.iceServers.map((u) => iceServer(u, opts.iceUsername, opts.iceCredential)), timeout: opts.timeout,
+    iceServers: opts.iceServers.map((u) => parseIceServerUrl(u, opts.iceUsername, opts.iceCredential)), timeout: opts.timeout,
     closeAfter: opts.closeAfter, expectRemoteClose: opts.expectRemoteClose,
   };
   const t0 = Date.now();
@@ -586,7 +425,7 @@ async function main() {
     let remoteSdp;
     if (opts.role === 'offer') {
       let sdp = await withTimeout(page.evaluate((o) => window.__rt.offer(o), pageOpts), opts.timeout, 'creating the offer');
-      if (opts.loopback) sdp = filterLoopback(sdp);
+      if (opts.loopback) sdp = filterLoopback(sdp, log);
       outJson({ type: 'offer', sdp });
       log(`offer printed after ${Date.now() - t0} ms`);
       remoteSdp = await readDescription(stdin, 'answer', opts.timeout);
@@ -596,7 +435,7 @@ async function main() {
       const t1 = Date.now();
       let sdp = await withTimeout(page.evaluate(([o, s]) => window.__rt.answer(o, s), [pageOpts, remoteSdp]),
         opts.timeout, 'creating the answer');
-      if (opts.loopback) sdp = filterLoopback(sdp);
+      if (opts.loopback) sdp = filterLoopback(sdp, log);
       outJson({ type: 'answer', sdp });
       log(`answer printed ${Date.now() - t1} ms after the offer arrived`);
     }
