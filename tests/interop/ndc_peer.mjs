@@ -15,8 +15,9 @@
 // libdatachannel's warnings and errors go to stderr ("libdatachannel Error: ...");
 // RTCMESH_NDC_LOG=Verbose|Debug|Info sets a more talkative level.
 //
-// Known libdatachannel 0.24.5 race (seen here as offerer, "tlsv1 alert unknown ca"
-// at the remote, then "Got a remote candidate without ICE transport"):
+// Known libdatachannel 0.24.5 race (seen here as offerer: "certificate verify
+// failed" in its log, "tlsv1 alert unknown ca" at the remote, sometimes then
+// "Got a remote candidate without ICE transport"):
 // rtc::PeerConnection::setRemoteDescription() gives the ICE agent the remote
 // description before it stores it for the DTLS fingerprint check, so a handshake
 // that reaches the check in between fails ("Invalid fingerprint ..., expected

@@ -36,8 +36,8 @@ NOTES = {  # why sizes are skipped, and what else a reader should know
     "firefox": "Firefox gathers no candidates in a loopback-only namespace: these pairs run in a "
                "namespace with a veth pair and a default route (`pair.py --isolate-veth`).",
     "libdatachannel": "libdatachannel 0.24.5 has a startup race of its own when it offers "
-                      "(libdatachannel PR #1612); a pair that shows its \"Invalid fingerprint\" log "
-                      "line is run once more.",
+                      "(libdatachannel PR #1612): a pair whose libdatachannel log shows that race "
+                      "(\"certificate verify failed\" or \"Invalid fingerprint\") is run once more.",
     "werift": "werift drops 0-byte messages (its SCTP makes zero chunks of them); its test peer sends "
               "them with the empty-message PPIDs 56/57 itself.",
 }
