@@ -4,11 +4,12 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "rtcmesh/version.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"rtcmesh: WebRTC data channels, peer-to-peer meshes and a signed witness log"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "rtcmesh 0.1.0");
+  app.set_version_flag("--version", "rtcmesh " RTCMESH_VERSION);
   auto connect = rtcmesh::app::add_connect_command(app);
   auto bench = rtcmesh::app::add_bench_command(app);
   auto hub = rtcmesh::app::add_hub_command(app);

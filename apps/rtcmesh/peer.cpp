@@ -25,6 +25,7 @@
 #include "node_flags.hpp"
 #include "witness/recorder.hpp"
 #include "rtcmesh/peer_connection.hpp"
+#include "rtcmesh/version.hpp"
 #include "signaling/signaling_client.hpp"
 #include "stdin_lines.hpp"
 
@@ -347,7 +348,7 @@ int run_peer(const PeerOptions& o) {
   co.reconnect_interval = std::chrono::milliseconds(o.reconnect_interval);
   co.fetch_ice_servers = mo.ice_servers_from_hub;
   co.ca_file = o.ca_file;
-  co.metadata = {{"kind", "native"}, {"agent", "rtcmesh/0.1.0"}, {"capabilities", {"chat", "file", "ping"}}};
+  co.metadata = {{"kind", "native"}, {"agent", rtcmesh::kAgent}, {"capabilities", {"chat", "file", "ping"}}};
   if (!o.name.empty()) co.metadata["name"] = o.name;
 
   mesh::Mesh* mesh_ptr = nullptr;  // set before client.start(); read on the client thread

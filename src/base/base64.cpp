@@ -43,7 +43,7 @@ std::optional<std::vector<uint8_t>> base64_decode(std::string_view text) {
   for (size_t i = 0; i < text.size(); i += 4) {
     int v[4];
     int pad = 0;
-    for (int k = 0; k < 4; ++k) {
+    for (size_t k = 0; k < 4; ++k) {
       char c = text[i + k];
       if (c == '=' && i + 4 == text.size() && k >= 2) {
         v[k] = 0;

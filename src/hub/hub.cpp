@@ -50,6 +50,7 @@
 #include "hub/rate_limiter.hpp"
 #include "hub/web_assets.hpp"
 #include "hub/ws_codec.hpp"
+#include "rtcmesh/version.hpp"
 
 namespace rtcmesh::hub {
 namespace {
@@ -60,7 +61,7 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = RTCMESH_VERSION;
 constexpr size_t kScratchBytes = 64 * 1024;
 constexpr size_t kTlsReadBytes = 4096;
 constexpr size_t kMaxHttpHeader = 16 * 1024;

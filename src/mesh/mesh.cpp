@@ -18,6 +18,7 @@
 #include "base/log.hpp"
 #include "base/loop.hpp"
 #include "base/result.hpp"
+#include "rtcmesh/version.hpp"
 #include "rtcmesh/peer_connection.hpp"
 
 namespace rtcmesh::mesh {
@@ -33,7 +34,6 @@ constexpr size_t kMaxEarlySessions = 8;
 constexpr size_t kMaxPreOfferBytes = 4 * 1024 * 1024;
 constexpr size_t kMaxIncomingPerPeer = 32;
 constexpr auto kProgressEvery = std::chrono::milliseconds(250);
-const char* kAgent = "rtcmesh/0.1.0";
 
 int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

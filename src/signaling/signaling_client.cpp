@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "base/log.hpp"
+#include "rtcmesh/version.hpp"
 
 namespace rtcmesh::signaling {
 
@@ -180,7 +181,7 @@ template <class Stream>
 awaitable<std::optional<std::string>> Client::Impl::http_get(Stream& stream, const std::string& target) {
   http::request<http::empty_body> req{http::verb::get, target, 11};
   req.set(http::field::host, url.host);
-  req.set(http::field::user_agent, "rtcmesh/0.1.0");
+  req.set(http::field::user_agent, rtcmesh::kAgent);
   if (!options.token.empty()) req.set(http::field::authorization, "Bearer " + options.token);
   co_await http::async_write(stream, req, use_awaitable);
   beast::flat_buffer buffer;
@@ -309,7 +310,7 @@ awaitable<void> Client::Impl::session(std::shared_ptr<Stream> ws, uint64_t gen) 
   timeouts.keep_alive_pings = false;
   ws->set_option(timeouts);
   ws->set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
-    req.set(http::field::user_agent, "rtcmesh/0.1.0");
+    req.set(http::field::user_agent, rtcmesh::kAgent);
   }));
   std::string host_header = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
   co_await ws->async_handshake(host_header + ":" + url.port, url.target, use_awaitable);

@@ -97,7 +97,7 @@ class Scanner {
         char e = s_[i_];
         if (e == 'u') {
           if (i_ + 4 >= s_.size()) return false;
-          for (int k = 1; k <= 4; ++k) {
+          for (size_t k = 1; k <= 4; ++k) {
             char h = s_[i_ + k];
             if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) {
               return false;

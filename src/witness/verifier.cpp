@@ -204,7 +204,7 @@ class Verifier {
                   &e_[i].rec.prev, &before);
     }
     // s < idx: a record too many, a copy of an earlier one or a forged one.
-    if (e_[s].bytes == e_[i].bytes) {
+    if (e_[static_cast<size_t>(s)].bytes == e_[i].bytes) {  // 0 <= s < i: seq < 0 never parses
       return fail(Damage::Inserted, idx, e_[i].offset,
                   "duplicate of record seq " + std::to_string(s), &before, &e_[i].rec.prev);
     }
