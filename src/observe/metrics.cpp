@@ -60,7 +60,7 @@ WitnessMetrics::WitnessMetrics(prometheus::Registry& registry)
 void WitnessMetrics::recorded(std::string_view event_type, std::chrono::microseconds latency) {
   prometheus::Counter* series;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    base::MutexLock lock(mutex_);
     auto it = recorded_.find(event_type);
     if (it == recorded_.end()) {
       it = recorded_.emplace(std::string(event_type),

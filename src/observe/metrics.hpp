@@ -12,10 +12,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 
+#include "base/thread_annotations.hpp"
 #include "rtcmesh/states.hpp"
 
 namespace prometheus {
@@ -41,8 +41,9 @@ class WitnessMetrics {
 
  private:
   prometheus::Family<prometheus::Counter>& recorded_family_;
-  std::mutex mutex_;
-  std::map<std::string, prometheus::Counter*, std::less<>> recorded_;  // by event_type
+  base::Mutex mutex_;
+  std::map<std::string, prometheus::Counter*, std::less<>> recorded_  // by event_type
+      RTCMESH_GUARDED_BY(mutex_);
   prometheus::Histogram& latency_;
   prometheus::Histogram& sync_;
   prometheus::Histogram& batch_events_;
