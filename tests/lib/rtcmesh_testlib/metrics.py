@@ -6,7 +6,8 @@ from .failures import require
 METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 SAMPLE_RE = re.compile(rf"^({METRIC_NAME})(\{{(.*)\}})?[ ]+(\S+)([ ]+-?\d+)?$")
 LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\\n]|\\\\|\\"|\\n)*)"\s*(,|$)')
-FLOAT_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?Inf$|^NaN$")
+# Values are Go ParseFloat numbers: NaN and Inf in any case (prometheus-cpp writes "Nan").
+FLOAT_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(?i:inf|infinity)$|^(?i:nan)$")
 
 
 def parse_prometheus(text, typed_only=False):
