@@ -37,7 +37,7 @@ DIAG_LOCK = threading.Lock()
 
 
 def log(msg):
-    sys.stderr.send(f"thirdparty_test [{time.monotonic() - T0:.1f}s]: {msg}\n")
+    sys.stderr.write(f"thirdparty_test [{time.monotonic() - T0:.1f}s]: {msg}\n")
     sys.stderr.flush()
 
 
@@ -133,7 +133,7 @@ CASES = {"aiortc_joins_room": case_aiortc_joins_room}
 
 def main():
     if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        sys.stderr.send(f"usage: thirdparty_test.py RTCMESH_BINARY ({'|'.join(CASES)})\n")
+        sys.stderr.write(f"usage: thirdparty_test.py RTCMESH_BINARY ({'|'.join(CASES)})\n")
         return 2
     binary, case = sys.argv[1], sys.argv[2]
     procs = []
@@ -151,7 +151,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
         if code:
             with DIAG_LOCK:
-                sys.stderr.send("---- output of every process (last 300 lines)\n" + "\n".join(DIAG[-300:]) + "\n")
+                sys.stderr.write("---- output of every process (last 300 lines)\n" + "\n".join(DIAG[-300:]) + "\n")
     return code
 
 
