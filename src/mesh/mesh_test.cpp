@@ -4,7 +4,6 @@
 #include "mesh/mesh.hpp"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +16,8 @@
 #include <thread>
 
 #include <unistd.h>
+
+#include "identity/crypto.hpp"
 
 namespace rtcmesh::mesh {
 namespace {
@@ -161,17 +162,10 @@ class FakeHub {
 
 std::string sha256_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  crypto::Sha256 h;
   std::vector<char> buf(1 << 16);
-  while (in.read(buf.data(), buf.size()) || in.gcount() > 0) EVP_DigestUpdate(ctx, buf.data(), in.gcount());
-  unsigned char md[32];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  char hex[65];
-  for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
-  return hex;
+  while (in.read(buf.data(), buf.size()) || in.gcount() > 0) h.update(buf.data(), in.gcount());
+  return crypto::to_hex(h.finish());
 }
 
 TEST(MeshHelpers, SafeFileNameStripsPaths) {
