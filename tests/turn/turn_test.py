@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from rtcmesh_testlib.failures import Skip, TestFailure, require  # noqa: E402
 from rtcmesh_testlib.process import HOST  # noqa: E402
