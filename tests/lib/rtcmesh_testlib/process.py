@@ -29,8 +29,9 @@ class Process:
     when given, sees every line as it is read ("out" or "err"), on_eof(stream)
     the end of each stream.
     binary: lines are bytes (stdin too), read through large buffers.
-    pdeathsig: the child gets SIGKILL when this process dies (setpriv execs it,
-    so proc.pid is the child's pid). new_session: the child leads a process
+    pdeathsig: the child gets SIGKILL when the thread that started it ends (so
+    when this process dies; start it on a thread that outlives it). setpriv
+    execs the child, so proc.pid is the child's pid. new_session: the child leads a process
     group of its own (os.killpg reaches what it starts)."""
 
     def __init__(self, argv, name=None, *, stdout="lines", stdin=True, env=None, pdeathsig=False,
@@ -99,6 +100,8 @@ class Process:
             with self.cond:
                 self.events.append(event)
                 self.cond.notify_all()
+        if self.on_eof:
+            self.on_eof("out")
 
     def join_readers(self, timeout=5):
         """Waits until the readers saw EOF (everything the process printed)."""
