@@ -423,18 +423,6 @@ const char* message_type_name(MessageType type) {
   return "unknown";
 }
 
-bool is_valid_id(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  auto alnum = [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-  };
-  if (!alnum(id[0])) return false;
-  for (char c : id.substr(1)) {
-    if (!alnum(c) && c != '_' && c != '.' && c != '-') return false;
-  }
-  return true;
-}
-
 bool is_json_object(std::string_view text) {
   std::array<Member, kMaxMembers> members;
   std::string names;
@@ -546,25 +534,6 @@ bool parse_client_message(std::string_view text, ClientMessage& out, MessageErro
       return v.object("data", true, false, SIZE_MAX, raw, present);
   }
   return true;
-}
-
-void append_json_string(std::string& out, std::string_view value) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char c : value) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (u < 0x20) {
-      out.append("\\u00");
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 0xF]);
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
 }
 
 }  // namespace rtcmesh::hub

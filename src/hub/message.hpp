@@ -9,6 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "base/id.hpp"
+#include "base/json_string.hpp"
+
 namespace rtcmesh::hub {
 
 enum class MessageType : uint8_t {
@@ -50,8 +53,8 @@ struct ClientMessage {
 inline constexpr size_t kMaxMetadataBytes = 4096;
 inline constexpr size_t kMaxJsonDepth = 64;
 
-// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$
-bool is_valid_id(std::string_view id);
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ (base/id.hpp)
+using base::is_valid_id;
 
 // Checks that text is exactly one JSON object (RFC 8259, nesting <= kMaxJsonDepth,
 // no lone surrogate escapes, no duplicate top-level member names).
@@ -61,6 +64,6 @@ bool is_json_object(std::string_view text);
 bool parse_client_message(std::string_view text, ClientMessage& out, MessageError& error);
 
 // Appends a JSON string literal (quotes, escapes) for hub-written messages.
-void append_json_string(std::string& out, std::string_view value);
+using base::append_json_string;
 
 }  // namespace rtcmesh::hub

@@ -82,21 +82,5 @@ TEST(HubMessage, RefSurvivesErrors) {
   EXPECT_EQ(e.ref, R"("r1")");
 }
 
-TEST(HubMessage, Ids) {
-  EXPECT_TRUE(is_valid_id("a"));
-  EXPECT_TRUE(is_valid_id("peer-1.x_y"));
-  EXPECT_TRUE(is_valid_id(std::string(64, 'a')));
-  EXPECT_FALSE(is_valid_id(""));
-  EXPECT_FALSE(is_valid_id(".a"));
-  EXPECT_FALSE(is_valid_id("a/b"));
-  EXPECT_FALSE(is_valid_id(std::string(65, 'a')));
-}
-
-TEST(HubMessage, JsonStrings) {
-  std::string out;
-  append_json_string(out, "a\"b\\c\n");
-  EXPECT_EQ(out, R"("a\"b\\c\u000a")");
-}
-
 }  // namespace
 }  // namespace rtcmesh::hub

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/utf8.hpp"
+
 namespace rtcmesh::hub {
 
 enum class WsOpcode : uint8_t {
@@ -84,7 +86,7 @@ class WsDecoder {
 };
 
 // Valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
-bool is_valid_utf8(std::string_view text);
+using base::is_valid_utf8;
 
 // Appends one unmasked frame with FIN set.
 void append_frame(std::string& out, WsOpcode opcode, std::string_view payload);

@@ -150,15 +150,6 @@ TEST(WsCodec, BinaryIsDelivered) {
   EXPECT_EQ(r.binaries.size(), 1u);
 }
 
-TEST(WsCodec, Utf8) {
-  EXPECT_TRUE(is_valid_utf8("plain ascii, long enough for the word loop"));
-  EXPECT_TRUE(is_valid_utf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));
-  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
-  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
-  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("abc\xE2\x82"));       // truncated
-}
-
 TEST(WsCodec, EncodesServerFrames) {
   std::string out;
   append_text_frame(out, "ab", "c");

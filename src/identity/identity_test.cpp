@@ -41,6 +41,18 @@ TEST(Sha256, KnownAnswers) {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST(Sha256, StreamedInPiecesEqualsOneShotAndFinishResets) {
+  // The mesh hashes file transfers chunk by chunk with one Sha256 object.
+  const std::string msg = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";  // FIPS 180-2
+  crypto::Sha256 h;
+  for (size_t i = 0; i < msg.size(); i += 7) h.update(std::string_view(msg).substr(i, 7));
+  EXPECT_EQ(crypto::to_hex(h.finish()),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  h.update("abc");  // finish() reset the state: a new message
+  EXPECT_EQ(h.finish(), crypto::sha256("abc"));
+  EXPECT_EQ(h.finish(), crypto::sha256(""));
+}
+
 TEST(Identity, CreatedOnceWith0600AndRefusedWhenOpen) {
   char tmpl[] = "/tmp/rtcmesh-id-XXXXXX";
   ASSERT_TRUE(mkdtemp(tmpl));

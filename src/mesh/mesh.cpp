@@ -1,7 +1,6 @@
 #include "mesh/mesh.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include "base/log.hpp"
 #include "base/loop.hpp"
 #include "base/result.hpp"
+#include "identity/crypto.hpp"
 #include "rtcmesh/version.hpp"
 #include "rtcmesh/peer_connection.hpp"
 
@@ -86,31 +86,6 @@ bool live(PeerConnectionState s) {
   return s != PeerConnectionState::Failed && s != PeerConnectionState::Closed;
 }
 
-// Streaming SHA-256 (OpenSSL EVP).
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* data, size_t size) { EVP_DigestUpdate(ctx_, data, size); }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, md, &len);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-      out.push_back(digits[md[i] >> 4]);
-      out.push_back(digits[md[i] & 15]);
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
-
 struct QueuedCandidate {
   IceCandidate candidate;
   Clock::time_point at;
@@ -144,7 +119,7 @@ struct Outgoing {
   uint64_t serial = 0;  // of the link it runs on
   uint64_t size = 0, sent = 0;
   FilePtr file;
-  std::unique_ptr<Sha256> sha = std::make_unique<Sha256>();
+  std::unique_ptr<crypto::Sha256> sha = std::make_unique<crypto::Sha256>();
   std::string hex;
   std::shared_ptr<DataChannel> channel;
   bool eof = false;
@@ -156,7 +131,7 @@ struct Incoming {
   bool offered = false;
   uint64_t size = 0, got = 0;
   Fd file;
-  std::unique_ptr<Sha256> sha = std::make_unique<Sha256>();
+  std::unique_ptr<crypto::Sha256> sha = std::make_unique<crypto::Sha256>();
   std::shared_ptr<DataChannel> channel;
   std::deque<std::vector<uint8_t>> pre_offer;  // chunks that overtook the offer
   size_t pre_offer_bytes = 0;
@@ -172,18 +147,6 @@ std::string random_id(size_t length) {
   std::string out;
   for (size_t i = 0; i < length; ++i) out.push_back(alphabet[pick(rng)]);
   return out;
-}
-
-bool valid_id(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
-  auto alnum = [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-  };
-  if (!alnum(id[0])) return false;
-  for (char c : id) {
-    if (!alnum(c) && c != '_' && c != '.' && c != '-') return false;
-  }
-  return true;
 }
 
 std::string safe_file_name(const std::string& offered) {
@@ -1067,7 +1030,7 @@ void Mesh::Impl::pump(const std::string& id) {
       }
       t.eof = true;
       t.file.reset();
-      t.hex = t.sha->hex();
+      t.hex = crypto::to_hex(t.sha->finish());
       if (t.sent != t.size) RTCMESH_LOG(Warn, "mesh", t.path << " changed size while being sent");
       json end{{"type", "file-end"}, {"id", id}, {"size", t.sent}, {"sha256", t.hex}};
       t.channel->send(dump(end));
@@ -1231,7 +1194,7 @@ void Mesh::Impl::file_text(const std::string& key, const std::string& text) {
   }
   uint64_t declared = j.contains("size") && j["size"].is_number_unsigned() ? j["size"].get<uint64_t>() : ~0ull;
   std::string want = get_str(j, "sha256");
-  std::string got = in.sha->hex();
+  std::string got = crypto::to_hex(in.sha->finish());
   in.sha.reset();
   if (declared != in.got || in.got != in.size) {
     finish_incoming(key, false, "size mismatch: got " + std::to_string(in.got) + " bytes", true);

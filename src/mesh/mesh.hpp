@@ -21,8 +21,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/id.hpp"
 #include "rtcmesh/configuration.hpp"
 #include "rtcmesh/observer.hpp"
 
@@ -107,6 +109,7 @@ std::string safe_file_name(const std::string& offered);
 std::string unique_path(const std::string& dir, const std::string& name);
 // A random string of `length` id-alphabet characters.
 std::string random_id(size_t length);
-bool valid_id(const std::string& id);
+// The protocol id rule (base/id.hpp).
+inline bool valid_id(std::string_view id) { return base::is_valid_id(id); }
 
 }  // namespace rtcmesh::mesh

@@ -4,70 +4,6 @@
 
 namespace rtcmesh::witness {
 
-bool valid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    unsigned c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
-      cp = cp << 6 | (p[i + k] & 0x3F);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
-}
-
-void append_json_string(std::string_view s, std::string& out) {
-  static const char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\f': out += "\\f"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 15]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 namespace {
 
 Status append(const nlohmann::json& v, std::string& out, int depth) {
@@ -96,8 +32,8 @@ Status append(const nlohmann::json& v, std::string& out, int depth) {
       return make_error("floating-point numbers are not allowed (use integers or decimal strings)");
     case T::string: {
       const auto& s = v.get_ref<const std::string&>();
-      if (!valid_utf8(s)) return make_error("string is not valid UTF-8");
-      append_json_string(s, out);
+      if (!base::is_valid_utf8(s)) return make_error("string is not valid UTF-8");
+      base::append_json_string(out, s);
       return {};
     }
     case T::array: {
@@ -121,7 +57,7 @@ Status append(const nlohmann::json& v, std::string& out, int depth) {
         }
         if (!first) out.push_back(',');
         first = false;
-        append_json_string(it.key(), out);
+        base::append_json_string(out, it.key());
         out.push_back(':');
         if (auto st = append(it.value(), out, depth + 1); !st) return st;
       }

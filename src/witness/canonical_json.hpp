@@ -9,7 +9,9 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "base/json_string.hpp"
 #include "base/result.hpp"
+#include "base/utf8.hpp"
 
 namespace rtcmesh::witness {
 
@@ -18,7 +20,6 @@ constexpr int64_t kMaxSafeInteger = (int64_t{1} << 53) - 1;
 // Appends the canonical bytes of `value` to `out`; on error `out` is unspecified.
 Status append_canonical(const nlohmann::json& value, std::string& out);
 Result<std::string> canonical(const nlohmann::json& value);
-void append_json_string(std::string_view s, std::string& out);  // s must be valid UTF-8
-bool valid_utf8(std::string_view s);
+// Strings are written by base::append_json_string (valid UTF-8 only, base::is_valid_utf8).
 
 }  // namespace rtcmesh::witness

@@ -7,6 +7,8 @@
 #include "identity/identity.hpp"
 #include "witness/canonical_json.hpp"
 #include "base/crc32c.hpp"
+#include "base/json_string.hpp"
+#include "base/utf8.hpp"
 
 namespace rtcmesh::witness {
 
@@ -109,14 +111,14 @@ Status build_record(const RecordInput& in, std::string& out) {
   const auto& data = in.data && !in.data->is_null() ? *in.data : empty;
   const auto& metadata = in.metadata && !in.metadata->is_null() ? *in.metadata : empty;
   if (!data.is_object() || !metadata.is_object()) return make_error("data and metadata must be objects");
-  if (!valid_utf8(in.event_type) || !valid_utf8(in.agent)) return make_error("not UTF-8");
+  if (!base::is_valid_utf8(in.event_type) || !base::is_valid_utf8(in.agent)) return make_error("not UTF-8");
   if (in.seq > static_cast<uint64_t>(kMaxSafeInteger)) return make_error("seq too large");
   out += "{\"agent\":";
-  append_json_string(in.agent, out);
+  base::append_json_string(out, in.agent);
   out += ",\"data\":";
   if (auto st = append_canonical(data, out); !st) return make_error("data: " + st.error().message);
   out += ",\"event_type\":";
-  append_json_string(in.event_type, out);
+  base::append_json_string(out, in.event_type);
   out += ",\"metadata\":";
   if (auto st = append_canonical(metadata, out); !st) {
     return make_error("metadata: " + st.error().message);

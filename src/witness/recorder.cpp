@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "base/utf8.hpp"
 #include "witness/canonical_json.hpp"
 
 namespace rtcmesh::witness {
@@ -89,7 +90,7 @@ struct Recorder::Impl {
     RecordInput in{next_seq, last_hash, id->node_id(), type, ts, mono, &data, &metadata};
     if (auto st = build_record(in, scratch); !st) {
       // Unencodable caller data must not break the chain: record the failure instead.
-      nlohmann::json err = {{"event_type", valid_utf8(type) ? std::string(type) : "?"},
+      nlohmann::json err = {{"event_type", base::is_valid_utf8(type) ? std::string(type) : "?"},
                             {"error", st.error().message}};
       scratch.clear();
       RecordInput e{next_seq, last_hash, id->node_id(), "witness_unencodable_event", ts, mono,

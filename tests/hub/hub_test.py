@@ -10,7 +10,7 @@ still exchange an offer and an answer afterwards and must have received nothing
 unexpected; after each abuse /api/health must answer and
 rtcmesh_hub_rejections_total must have counted it. On failure the hub's stderr
 is printed. Python standard library + websockets 10.4 (Debian's /usr/bin/python3);
-turn_relay also needs coturn and reuses tests/turn/turn_test.py's Coturn/Session.
+turn_relay also needs coturn (rtcmesh_testlib.turn: Coturn, Session).
 """
 import asyncio
 import base64
@@ -28,11 +28,24 @@ import tempfile
 import time
 import traceback
 
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree (hublib, tests/turn/turn_test)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hublib  # noqa: E402
-from hublib import (Bystanders, Client, Hub, RawWS, TestFailure, check_rejected, http_exchange,  # noqa: E402
-                    joined, log, require, upgrade_status)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib import hub as testlib_hub  # noqa: E402
+from rtcmesh_testlib import turn  # noqa: E402
+from rtcmesh_testlib.failures import TestFailure, require  # noqa: E402
+from rtcmesh_testlib.process import HOST  # noqa: E402
+
+import hublib  # noqa: E402  (this suite's WebSocket clients, beside this file)
+from hublib import (Bystanders, Client, RawWS, check_rejected, http_exchange, joined, log,  # noqa: E402
+                    upgrade_status)
+
+BIN = ""  # set in main
+
+
+def Hub(*args, **kw):  # noqa: N802  (reads as the class it makes)
+    """A hub of the binary under test (rtcmesh_testlib.hub.Hub)."""
+    return testlib_hub.Hub(BIN, *args, **kw)
+
 
 SDP = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
 
@@ -322,7 +335,7 @@ async def case_tokens():
     log(f"tokens: unauthorized for {', '.join(w for w, _ in bad)}")
 
     # the CLI's token
-    r = subprocess.run([hublib.BIN, "hub", "token", "--secret", S, "--room", "demo", "--peer", "alice",
+    r = subprocess.run([BIN, "hub", "token", "--secret", S, "--room", "demo", "--peer", "alice",
                         "--ttl", "600"], capture_output=True, text=True, timeout=10)
     require(r.returncode == 0, f"rtcmesh hub token: exit {r.returncode}: {r.stderr}")
     cli = r.stdout.strip()
@@ -764,7 +777,7 @@ async def case_garbage_http():
     ]
 
     def one(what, data):
-        s = socket.create_connection((hublib.HOST, hub.port), timeout=5)
+        s = socket.create_connection((HOST, hub.port), timeout=5)
         t0 = time.monotonic()
         try:
             s.sendall(data)
@@ -842,7 +855,7 @@ async def case_half_handshakes():
     def storm():
         socks = []
         for i in range(200):
-            s = socket.create_connection((hublib.HOST, hub.port), timeout=5)
+            s = socket.create_connection((HOST, hub.port), timeout=5)
             req, _ = hublib.upgrade_request(hub.port)
             kind = i % 4
             if kind == 1:
@@ -1095,7 +1108,7 @@ async def case_shutdown():
         b = await joined(hub, "demo", "bob")
         await a.expect("peer-joined", peer="bob")
         c = await Client.connect(hub, "unjoined")
-        idle = socket.create_connection((hublib.HOST, hub.port), timeout=5)  # never sends its request
+        idle = socket.create_connection((HOST, hub.port), timeout=5)  # never sends its request
         t0 = time.monotonic()
         hub.signal(sig)
         for x in (a, b, c):
@@ -1118,7 +1131,7 @@ async def case_cli():
                  ["--cert", "/nonexistent.pem"], ["--max-messages-per-second", "-1"], ["--peer-timeout", "x"],
                  ["--max-frame", "0"], ["token", "--room", "demo", "--peer", "alice"],
                  ["token", "--secret", "s", "--room", "bad room", "--peer", "alice"]):
-        r = await asyncio.to_thread(lambda: subprocess.run([hublib.BIN, "hub", *args], capture_output=True,
+        r = await asyncio.to_thread(lambda: subprocess.run([BIN, "hub", *args], capture_output=True,
                                                            text=True, timeout=10))
         line = f"rtcmesh hub {' '.join(args)}: exit {r.returncode}, stderr {r.stderr.strip()!r}"
         log(line)
@@ -1126,7 +1139,7 @@ async def case_cli():
             wrong.append(line)
     require(not wrong, "bad arguments must print a message and exit 2:\n  " + "\n  ".join(wrong))
     hub = Hub()
-    r = await asyncio.to_thread(lambda: subprocess.run([hublib.BIN, "hub", "--listen", f"127.0.0.1:{hub.port}"],
+    r = await asyncio.to_thread(lambda: subprocess.run([BIN, "hub", "--listen", f"127.0.0.1:{hub.port}"],
                                                        capture_output=True, text=True, timeout=10))
     require(r.returncode != 0 and "listening on" not in r.stderr, f"a second hub on a port in use: exit "
                                                                    f"{r.returncode} {r.stderr!r}")
@@ -1138,16 +1151,13 @@ async def case_cli():
 
 
 def case_turn_relay():
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "turn"))
-    import turn_test as tt
-    tt.BIN = hublib.BIN
-    tt.CASE_INDEX = 7  # a port range of its own (20000 + 7 * 1500), clear of the turn.* cases
+    port_range = 7  # a port range of its own (20000 + 7 * 1500), clear of the turn.* cases
     S = "hub-turn-secret-1"
     things = []
 
     def body():
         t0 = time.monotonic()
-        coturn = tt.Coturn(auth="secret", secret=S)
+        coturn = turn.Coturn(port_range, auth="secret", secret=S)
         things.append(coturn)
         url = f"turn:127.0.0.1:{coturn.port}?transport=udp"
         hub = Hub("--turn-secret", S, "--turn-url", url)
@@ -1155,32 +1165,33 @@ def case_turn_relay():
 
         def creds(h, peer):
             j = h.get_json(f"/api/ice-servers?peer={peer}")
-            turn = [s for s in j.get("iceServers", []) if "username" in s]
-            require(turn and url in turn[0].get("urls", []), f"/api/ice-servers: {j}")
-            require(turn[0]["username"].endswith(":" + peer), f"username {turn[0]['username']}")
-            return turn[0]["username"], turn[0]["credential"]
+            relays = [s for s in j.get("iceServers", []) if "username" in s]
+            require(relays and url in relays[0].get("urls", []), f"/api/ice-servers: {j}")
+            require(relays[0]["username"].endswith(":" + peer), f"username {relays[0]['username']}")
+            return relays[0]["username"], relays[0]["credential"]
 
         ua, ca = creds(hub, "peer-a")
         ub, cb = creds(hub, "peer-b")
-        s = tt.Session("hub-issued credentials", tt.turn_args(url, ua, ca), tt.turn_args(url, ub, cb), coturn)
+        s = turn.Session(BIN, "hub-issued credentials", turn.turn_args(url, ua, ca), turn.turn_args(url, ub, cb),
+                         coturn)
         things.append(s)
         pairs, took = s.expect_connected("relay", "relay")
-        tt.check_relay_only_candidates(s, coturn)
+        turn.check_relay_only_candidates(s, coturn)
         log(f"turn_relay: credentials from the hub ({ua}): selected offerer {pairs[0]}, answerer {pairs[1]}; "
             f"20 lines each way after {took:.2f} s")
 
         ux, cx = creds(wrong, "peer-x")
-        s2 = tt.Session("wrong-secret credential", tt.turn_args(url, ux, cx), tt.turn_args(url, *creds(hub, "peer-b")),
-                        coturn)
+        s2 = turn.Session(BIN, "wrong-secret credential", turn.turn_args(url, ux, cx),
+                          turn.turn_args(url, *creds(hub, "peer-b")), coturn)
         things.append(s2)
-        took = s2.expect_failure(10, offerer=tt.CRED_REJECTED, answerer=tt.REMOTE_EMPTY)
+        took = s2.expect_failure(10, offerer=turn.CRED_REJECTED, answerer=turn.REMOTE_EMPTY)
         import re
         s2.check(re.search(rf"user <{re.escape(ux)}>: incoming packet \S+ processed, error 401", coturn.log_text()),
                  f"coturn did not answer 401 to {ux}")
         log(f"turn_relay: a credential from a hub with the wrong secret: coturn 401, both peers exit 1 after "
             f"{took:.1f} s; case took {time.monotonic() - t0:.1f} s")
 
-    tt.run(things, body)
+    turn.run(things, body)
 
 
 # =========================================================================== main
@@ -1192,7 +1203,8 @@ def main():
     if len(sys.argv) != 3 or sys.argv[2] not in CASES:
         print(f"usage: {sys.argv[0]} RTCMESH_BINARY {{{','.join(CASES)}}}", file=sys.stderr)
         sys.exit(2)
-    hublib.BIN = os.path.abspath(sys.argv[1])
+    global BIN
+    BIN = os.path.abspath(sys.argv[1])
     name, fn = sys.argv[2], CASES[sys.argv[2]]
     t0 = time.monotonic()
     try:
@@ -1204,7 +1216,7 @@ def main():
                     # Killed here, the hubs reset the clients' connections, so the
                     # loop does not sit in websockets' closing handshakes at exit.
                     if sys.exc_info()[0] is None:
-                        hublib.kill_hubs()
+                        testlib_hub.kill_hubs()
             asyncio.run(body())
         else:
             fn()
@@ -1215,11 +1227,11 @@ def main():
             msg = "the case did not finish within 50 s"
         else:
             msg = "".join(traceback.format_exception(e))
-        hublib.dump_hubs()
+        testlib_hub.dump_hubs()
         print(f"{name}: FAILED after {time.monotonic() - t0:.1f} s: {msg}", file=sys.stderr)
-        hublib.kill_hubs()
+        testlib_hub.kill_hubs()
         sys.exit(1)
-    hublib.kill_hubs()
+    testlib_hub.kill_hubs()
     print(f"{name}: ok ({time.monotonic() - t0:.1f} s)")
 
 

@@ -1,198 +1,30 @@
-"""Helpers for tests/hub/hub_test.py: a hub process, asyncio WebSocket clients
-(websockets 10.4), a raw RFC 6455 client on a plain socket (for frames the
-library would never send), HTTP and Prometheus text parsing.
+"""Helpers for tests/hub/hub_test.py: asyncio WebSocket clients (websockets
+10.4), a raw RFC 6455 client on a plain socket (for frames the library would
+never send), raw HTTP, JWTs. The hub process itself is rtcmesh_testlib.hub.Hub.
 
 Standard library + websockets only. Everything talks to 127.0.0.1.
 """
 import asyncio
 import base64
 import hashlib
-import http.client
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import ssl
 import struct
 import subprocess
-import sys
-import threading
 import time
 
 import websockets
 
-HOST = "127.0.0.1"
-BIN = ""  # set by hub_test.py
-
-
-class TestFailure(Exception):
-    pass
-
-
-def require(cond, message):
-    if not cond:
-        raise TestFailure(message)
+# tests/lib is on sys.path (hub_test.py puts it there).
+from rtcmesh_testlib.failures import TestFailure, require
+from rtcmesh_testlib.process import HOST
 
 
 def log(message):
     print(message, flush=True)
-
-
-# --------------------------------------------------------------------------- the hub process
-
-LISTEN_RE = re.compile(r"rtcmesh hub: listening on (https?)://127\.0\.0\.1:(\d+)/ "
-                       r"\(signaling (wss?)://127\.0\.0\.1:(\d+)/signaling\)")
-
-HUBS = []  # every hub started, dumped on failure and killed at exit
-
-
-class Hub:
-    """`rtcmesh hub --listen 127.0.0.1:PORT ARGS`; waits for the listening line."""
-
-    def __init__(self, *args, port=0, tls_context=None, timeout=10):
-        self.args = [BIN, "hub", "--listen", f"{HOST}:{port}", *args]
-        self.tls = tls_context  # an ssl.SSLContext trusting the hub's certificate
-        self.err = []
-        self.cond = threading.Condition()
-        setpriv = shutil.which("setpriv")
-        wrapper = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
-        # setpriv execs the hub: proc.pid is the hub's pid, signals reach it.
-        self.proc = subprocess.Popen(wrapper + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     errors="replace")
-        HUBS.append(self)
-        threading.Thread(target=self._read, daemon=True).start()
-        m = self.wait_err(LISTEN_RE, timeout)
-        require(m, f"the hub printed no listening line within {timeout} s "
-                   f"(exit {self.proc.poll()}):\n{' '.join(self.args)}\n{self.stderr()}")
-        scheme, p1, wscheme, p2 = m.groups()
-        want = ("https", "wss") if tls_context else ("http", "ws")
-        require((scheme, wscheme) == want and p1 == p2 and int(p1) > 0,
-                f"listening line {m.string!r}: expected {want} and one real port")
-        require(m.string.strip() == m.group(0), f"the listening line has extra text: {m.string!r}")
-        require(port == 0 or int(p1) == port, f"asked for port {port}, listening on {p1}")
-        self.port = int(p1)
-        self.http = f"{scheme}://{HOST}:{self.port}"
-        self.ws = f"{wscheme}://{HOST}:{self.port}/signaling"
-
-    def _read(self):
-        for line in self.proc.stderr:
-            with self.cond:
-                self.err.append(line.rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.err.append(None)
-            self.cond.notify_all()
-
-    def wait_err(self, rx, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for l in self.err:
-                    m = l is not None and rx.search(l)
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if (self.err and self.err[-1] is None) or left <= 0:
-                    return None
-                self.cond.wait(left)
-
-    def stderr(self, tail=80):
-        with self.cond:
-            lines = [l for l in self.err if l is not None]
-        return "\n".join(lines[-tail:])
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def signal(self, sig):
-        if self.alive():
-            os.kill(self.proc.pid, sig)
-
-    def wait(self, timeout):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self):
-        """SIGTERM, then SIGKILL after 5 s; returns the exit code."""
-        if self.alive():
-            self.signal(signal.SIGTERM)
-            if self.wait(5) is None:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
-
-    # ---- HTTP
-
-    def get(self, path, headers=None, timeout=5):
-        """(status, headers dict lower-case, body bytes) of GET path on a fresh connection."""
-        if self.tls:
-            c = _HTTPSLocalhost(HOST, self.port, timeout=timeout, context=self.tls)
-        else:
-            c = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
-        try:
-            c.request("GET", path, headers=headers or {})
-            r = c.getresponse()
-            body = r.read()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, body
-        finally:
-            c.close()
-
-    def get_json(self, path, headers=None):
-        status, hdrs, body = self.get(path, headers)
-        require(status == 200, f"GET {path}: status {status}, body {body[:300]!r}")
-        require(hdrs.get("content-type", "").startswith("application/json"),
-                f"GET {path}: content-type {hdrs.get('content-type')!r}, expected application/json")
-        try:
-            return json.loads(body)
-        except ValueError as e:
-            raise TestFailure(f"GET {path}: body is not JSON ({e}): {body[:300]!r}") from e
-
-    def health(self):
-        h = self.get_json("/api/health")
-        require(h.get("status") == "ok", f"/api/health: {h}")
-        return h
-
-    def metrics(self):
-        status, hdrs, body = self.get("/metrics")
-        require(status == 200, f"GET /metrics: status {status}")
-        require(hdrs.get("content-type", "").startswith("text/plain"),
-                f"/metrics content-type {hdrs.get('content-type')!r}, expected text/plain (Prometheus text)")
-        return parse_prometheus(body.decode())
-
-    def rejections(self):
-        return {dict(labels).get("reason"): v for (name, labels), v in self.metrics().items()
-                if name == "rtcmesh_hub_rejections_total"}
-
-    def gauge(self, name):
-        m = self.metrics()
-        require((name, frozenset()) in m, f"/metrics has no {name}")
-        return m[(name, frozenset())]
-
-
-class _HTTPSLocalhost(http.client.HTTPSConnection):
-    """HTTPS to 127.0.0.1 that verifies the certificate for the name "localhost"."""
-
-    def connect(self):
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname="localhost")
-
-
-def dump_hubs():
-    for h in HUBS:
-        print(f"--- hub ({' '.join(h.args)}), exit {h.proc.poll()}, stderr tail:\n{h.stderr()}",
-              file=sys.stderr)
-
-
-def kill_hubs():
-    for h in HUBS:
-        if h.alive():
-            h.proc.kill()
-            h.wait(5)
 
 
 async def check_rejected(hub, before, reason=None, what="", wait=3.0):
@@ -214,54 +46,6 @@ async def check_rejected(hub, before, reason=None, what="", wait=3.0):
                               f"{'{reason=' + repr(reason) + '}' if reason else ' (any reason)'}"
                               f" did not grow: before {before}, after {after}")
         await asyncio.sleep(0.1)
-
-
-# --------------------------------------------------------------------------- Prometheus text
-
-METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-SAMPLE_RE = re.compile(rf"^({METRIC_NAME})(\{{(.*)\}})?[ ]+(\S+)([ ]+-?\d+)?$")
-LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\\n]|\\\\|\\"|\\n)*)"\s*(,|$)')
-FLOAT_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?Inf$|^NaN$")
-
-
-def parse_prometheus(text):
-    """{(name, frozenset(label items)): float}; raises on any line that is not a
-    sample, a # HELP, a # TYPE, another comment or empty (text format 0.0.4)."""
-    out, types = {}, {}
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        if line.startswith("#"):
-            parts = line.split(None, 3)
-            if len(parts) >= 2 and parts[1] in ("HELP", "TYPE"):
-                require(len(parts) >= 3 and re.fullmatch(METRIC_NAME, parts[2]),
-                        f"/metrics line {n}: bad {parts[1]}: {line!r}")
-                if parts[1] == "TYPE":
-                    require(len(parts) == 4 and parts[3] in ("counter", "gauge", "histogram", "summary",
-                                                             "untyped"),
-                            f"/metrics line {n}: bad TYPE: {line!r}")
-                    types[parts[2]] = parts[3]
-            continue
-        m = SAMPLE_RE.match(line)
-        require(m, f"/metrics line {n} is not a sample: {line!r}")
-        name, _, labels, value, _ = m.groups()
-        require(FLOAT_RE.match(value), f"/metrics line {n}: bad value {value!r}")
-        items = []
-        if labels:
-            rest = labels.rstrip(",")
-            pos = 0
-            while pos < len(rest):
-                lm = LABEL_RE.match(rest, pos)
-                require(lm and lm.end() > pos, f"/metrics line {n}: bad labels {labels!r}")
-                items.append((lm.group(1), lm.group(2)))
-                pos = lm.end()
-        key = (name, frozenset(items))
-        require(key not in out, f"/metrics line {n}: duplicate sample {line!r}")
-        out[key] = float(value)
-    for name, typ in types.items():
-        if typ in ("counter", "gauge"):
-            pass  # samples of a declared family may be absent (no label values yet)
-    return out
 
 
 # --------------------------------------------------------------------------- asyncio clients

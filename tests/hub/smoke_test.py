@@ -7,26 +7,16 @@ usage: smoke_test.py PATH/TO/rtcmesh
 """
 import asyncio
 import json
-import re
-import subprocess
+import os
+import signal
 import sys
 import urllib.request
 
 import websockets
 
-LISTEN = re.compile(r"rtcmesh hub: listening on http://127\.0\.0\.1:(\d+)/ "
-                    r"\(signaling ws://127\.0\.0\.1:(\d+)/signaling\)")
-
-
-def start_hub(binary):
-    proc = subprocess.Popen([binary, "hub", "--listen", "127.0.0.1:0"],
-                            stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    match = LISTEN.fullmatch(line.strip())
-    if not match or match.group(1) != match.group(2):
-        proc.kill()
-        raise SystemExit(f"FAIL: unexpected listening line: {line!r}")
-    return proc, int(match.group(1))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib.hub import Hub, dump_hubs  # noqa: E402
 
 
 async def recv_json(ws):
@@ -65,14 +55,14 @@ async def scenario(port):
 
 
 def main():
-    binary = sys.argv[1]
-    proc, port = start_hub(binary)
+    hub = Hub(sys.argv[1])
+    port = hub.port
     try:
         asyncio.run(scenario(port))
 
         async def shutdown_seen():
             async with websockets.connect(f"ws://127.0.0.1:{port}/signaling") as ws:
-                proc.terminate()
+                hub.signal(signal.SIGTERM)
                 msg = await recv_json(ws)
                 assert msg == {"type": "server-shutdown"}, msg
                 try:
@@ -81,11 +71,11 @@ def main():
                 except websockets.ConnectionClosed as closed:
                     assert closed.code == 1001, closed.code
         asyncio.run(shutdown_seen())
-        rc = proc.wait(timeout=10)
+        rc = hub.wait(10)
         assert rc == 0, f"hub exited with {rc}"
     except BaseException:
-        proc.kill()
-        print(proc.stderr.read(), file=sys.stderr)
+        hub.kill()
+        dump_hubs()
         raise
     print("PASS")
 

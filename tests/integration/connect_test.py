@@ -11,62 +11,25 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib.connect import ConnectPeer  # noqa: E402
+from rtcmesh_testlib.failures import TestFailure  # noqa: E402
+
 BIN = sys.argv[1]
 
 
-class Peer:
-    """One `rtcmesh connect` process with its stderr collected."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([BIN, "connect", "--loopback", *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.err = []
-        self.err_lock = threading.Lock()
-        threading.Thread(target=self._read_err, daemon=True).start()
-
-    def _read_err(self):
-        for line in self.proc.stderr:
-            with self.err_lock:
-                self.err.append(line.rstrip("\n"))
-
-    def stderr(self):
-        with self.err_lock:
-            return "\n".join(self.err)
-
-    def wait_err(self, text, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.stderr():
-                return True
-            if self.proc.poll() is not None:
-                time.sleep(0.1)
-                return text in self.stderr()
-            time.sleep(0.02)
-        return False
-
-    def send(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def line(self):
-        return self.proc.stdout.readline().rstrip("\n")
-
-    def close_stdin(self):
-        self.proc.stdin.close()
-
-    def wait(self, timeout=15):
-        return self.proc.wait(timeout=timeout)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
+def Peer(role, *args):  # noqa: N802  (reads as the class it makes)
+    """`rtcmesh connect --loopback --offer|--answer ARGS`; nobody reads its stdout
+    but line() (so its stdout can fill up)."""
+    return ConnectPeer(BIN, role[2:], args, stdout="pipe")
 
 
 def check(cond, message, *peers):
     if not cond:
         for i, p in enumerate(peers):
             print(f"--- stderr of peer {i} ---\n{p.stderr()}", file=sys.stderr)
-        raise AssertionError(message)
+        raise TestFailure(message)
 
 
 def connected_pair(offer_args=(), answer_args=()):
@@ -74,7 +37,7 @@ def connected_pair(offer_args=(), answer_args=()):
     a = Peer("--answer", *answer_args)
     a.send(o.line())
     o.send(a.line())
-    check(o.wait_err("channel open") and a.wait_err("channel open"), "channel did not open", o, a)
+    check(o.wait_err("channel open", 20) and a.wait_err("channel open", 20), "channel did not open", o, a)
     return o, a
 
 
@@ -180,9 +143,9 @@ def test_malformed_descriptions_exit_at_once():
     try:
         a.send(o.line())
         o.send('{"candidate":"candidate:1 1 udp","sdpMid":"0"}')  # before the answer
-        check(o.wait_err("candidate ignored"), "bad candidate reported", o, a)
+        check(o.wait_err("candidate ignored", 20), "bad candidate reported", o, a)
         o.send(a.line())
-        check(o.wait_err("channel open") and a.wait_err("channel open"), "connects after it", o, a)
+        check(o.wait_err("channel open", 20) and a.wait_err("channel open", 20), "connects after it", o, a)
         o.close_stdin()
         check(o.wait() == 0 and a.wait() == 0, "clean exit", o, a)
     finally:
@@ -222,7 +185,7 @@ def test_stdout_full_pauses_receiving_and_loses_nothing():
         check(got == lines, "every line reached the answerer's stdout, in order", o, a)
         reader.join(60)
         check(echoes == lines, f"every echo came back ({len(echoes)} of {n}; {stalled} before the stall)", o, a)
-        check(a.wait_err("receiving resumed"), "receiving resumed", o, a)
+        check(a.wait_err("receiving resumed", 20), "receiving resumed", o, a)
         o.close_stdin()
         check(o.wait(30) == 0 and a.wait(30) == 0, "clean exit", o, a)
     finally:

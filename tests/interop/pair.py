@@ -59,7 +59,6 @@ Firefox calls a namespace without a default route offline and gathers nothing
 import argparse
 import base64
 import ctypes
-import io
 import json
 import os
 import queue
@@ -73,6 +72,11 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib.failures import TestFailure  # noqa: E402
+from rtcmesh_testlib.process import Process  # noqa: E402
+
 ISOLATED_ENV = "RTCMESH_PAIR_ISOLATED"
 OPEN_PREFIX = b"rtcmesh: channel open"
 CHECK_PREFIX = b"interop-check:"  # a peer saw the other side break the protocol
@@ -81,8 +85,7 @@ SCENARIOS = ("selftest", "lines", "close-by-offerer", "close-by-answerer", "matr
 MATRIX_SIZES = (0, 1, 16384, 65535, 65536, 262144)
 
 
-class Fail(Exception):
-    pass
+Fail = TestFailure
 
 
 TEXT_POOL = (
@@ -192,15 +195,18 @@ def descendants(root_pid):
     return out
 
 
-class Peer:
+class Peer(Process):
+    """One side: a shell-split command whose stdout and stderr lines (bytes) go
+    to the Pair's event queue as ("stdout"|"stderr", line), then
+    ("stdout-eof"|"stderr-eof", None) and ("exit", code)."""
+
     def __init__(self, role, cmd, events, verbose):
         self.role = role
         self.cmd = cmd
-        self.events = events
+        self.queue = events
         self.verbose = verbose
         self.lines = []          # stdout lines after the signalling line
         self.signal_line = None
-        self.stderr = []
         self.opened_at = None
         self.closed_seen = False
         self.rc = None
@@ -210,35 +216,24 @@ class Peer:
         if not argv:
             raise Fail(f"empty {role} command")
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, bufsize=0,
-                                         start_new_session=True)
+            super().__init__(argv, role, binary=True, new_session=True, on_line=self._on_line,
+                             on_eof=self._on_eof)
         except OSError as e:
             raise Fail(f"cannot start the {role} ({argv[0]}): {e}") from None
-        for target in (self._read_stdout, self._read_stderr, self._wait):
-            threading.Thread(target=target, daemon=True).start()
+        threading.Thread(target=self._wait, daemon=True).start()
 
-    def _read_stdout(self):
-        # buffered: readline() on the raw pipe (bufsize=0) reads one byte per
-        # syscall, which made a 256 KiB line take a sizeable fraction of a second
-        stdout = io.open(self.proc.stdout.fileno(), "rb", buffering=1 << 20, closefd=False)
-        for line in iter(stdout.readline, b""):
-            self.events.put((self, "stdout", line.rstrip(b"\n")))
-        self.events.put((self, "stdout-eof", None))
+    def _on_line(self, stream, line):
+        if stream == "err" and self.verbose:
+            sys.stderr.write(f"[{self.role}] {line.decode('utf-8', 'replace')}\n")
+            sys.stderr.flush()
+        self.queue.put((self, "stdout" if stream == "out" else "stderr", line))
 
-    def _read_stderr(self):
-        stderr = io.open(self.proc.stderr.fileno(), "rb", buffering=1 << 16, closefd=False)
-        for line in iter(stderr.readline, b""):
-            line = line.rstrip(b"\n")
-            if self.verbose:
-                sys.stderr.write(f"[{self.role}] {line.decode('utf-8', 'replace')}\n")
-                sys.stderr.flush()
-            self.events.put((self, "stderr", line))
-        self.events.put((self, "stderr-eof", None))
+    def _on_eof(self, stream):
+        self.queue.put((self, "stdout-eof" if stream == "out" else "stderr-eof", None))
 
     def _wait(self):
         rc = self.proc.wait()
-        self.events.put((self, "exit", rc))
+        self.queue.put((self, "exit", rc))
 
     def write_line(self, data: bytes):
         if self.stdin_closed:
@@ -252,10 +247,7 @@ class Peer:
     def close_stdin(self):
         if not self.stdin_closed:
             self.stdin_closed = True
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
+            super().close_stdin()
 
 
 class Pair:
@@ -298,7 +290,6 @@ class Pair:
                 if isinstance(obj, dict) and "selftest" in obj:
                     self.on_selftest_line(peer, obj)
         elif kind == "stderr":
-            peer.stderr.append(data)
             if data.startswith(OPEN_PREFIX) and peer.opened_at is None:
                 peer.opened_at = time.monotonic() - self.t0
             elif data.startswith(CLOSED_PREFIX):
@@ -736,8 +727,9 @@ class Pair:
             for p in self.peers:
                 print(f"----- {p.role}: {p.cmd}")
                 print(f"----- {p.role} exit code: {p.rc}")
-                print(f"----- {p.role} stderr ({len(p.stderr)} lines):")
-                for line in p.stderr[-200:]:
+                stderr = p.stderr_lines()
+                print(f"----- {p.role} stderr ({len(stderr)} lines):")
+                for line in stderr[-200:]:
                     print("  " + line.decode("utf-8", "replace"))
                 tail = [p.signal_line] + p.lines if p.signal_line is not None else p.lines
                 print(f"----- {p.role} stdout ({len(tail)} lines; the last ones, cut to 200 B):")
@@ -791,7 +783,7 @@ def main():
         if ok or attempt == 2 or not args.retry_if:
             break
         pattern = re.compile(args.retry_if.encode())
-        hit = next((line for p in pair.peers for line in p.stderr if pattern.search(line)), None)
+        hit = next((line for p in pair.peers for line in p.stderr_lines() if pattern.search(line)), None)
         if hit is None:
             break
         # a known race of the other stack, named by --retry-if: once more

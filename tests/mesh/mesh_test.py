@@ -5,14 +5,13 @@ usage: mesh_test.py RTCMESH_BINARY CASE
 """
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from meshlib import Hub, Peer, open_channels  # noqa: E402
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib.peer import MeshScene, open_channels  # noqa: E402
 
 BIN = sys.argv[1]
 
@@ -27,49 +26,6 @@ def sha256_file(path):
             h.update(chunk)
 
 
-class Scene:
-    """Owns every process and the temp dir; tears them down whatever happens."""
-
-    def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="rtcmesh-mesh-")
-        self.hubs = []
-        self.peers = []
-
-    def hub(self, listen="127.0.0.1:0", extra=()):
-        h = Hub(BIN, listen, extra)
-        self.hubs.append(h)
-        return h
-
-    def peer(self, hub_url, peer_id, extra=(), room="demo"):
-        p = Peer(BIN, hub_url, peer_id, os.path.join(self.tmp, "dl-" + peer_id), extra, room)
-        self.peers.append(p)
-        return p
-
-    def peer_env(self, hub_url, peer_id, extra=(), env=None, room="demo"):
-        p = Peer(BIN, hub_url, peer_id, os.path.join(self.tmp, "dl-" + peer_id), extra, room, env)
-        self.peers.append(p)
-        return p
-
-    def close(self):
-        for p in self.peers:
-            p.quit()
-        for h in self.hubs:
-            h.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        # Under ASan/TSan builds a sanitizer report fails the test even if the behaviour was right.
-        for name, lines in [(p.id, p.stderr) for p in self.peers] + [("hub", h.lines) for h in self.hubs]:
-            reports = [l for l in lines if "Sanitizer" in l or "runtime error:" in l]
-            if reports:
-                raise AssertionError(f"{name}: sanitizer report:\n" + "\n".join(lines[-80:]))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
 def chat_everyone(peers):
     for p in peers:
         p.send(f"hello from {p.id}")
@@ -81,7 +37,7 @@ def chat_everyone(peers):
 
 
 def test_full_mesh():
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         hub = s.hub()
         a = s.peer(hub.url, "alice")
         a.wait("joined")
@@ -126,7 +82,7 @@ def test_full_mesh():
 
 
 def test_hub_restart():
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         hub = s.hub()
         port = hub.port
         a = s.peer(hub.url, "alice")
@@ -143,7 +99,7 @@ def test_hub_restart():
         b.send("still here")
         a.wait("chat", text="still here")
         time.sleep(0.5)
-        hub2 = s.hub(f"127.0.0.1:{port}")
+        hub2 = s.hub(port=port)
         for p in (a, b):
             p.wait("hub", state="connected", n=2, timeout=40)
             p.wait("joined", n=2, timeout=40)
@@ -162,7 +118,7 @@ def test_hub_restart():
 
 
 def test_glare():
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         hub = s.hub()
         for round_ in range(4):
             room = f"glare{round_}"
@@ -183,7 +139,7 @@ def test_glare():
 
 
 def test_hub_relay():
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         hub = s.hub()
         b = s.peer(hub.url, "bob", ["--relay-only"])  # no TURN anywhere: never connects directly
         b.wait("joined")
@@ -219,7 +175,7 @@ def test_hub_relay():
 
 
 def test_errors():
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         hub = s.hub()
         a = s.peer(hub.url, "alice")
         a.wait("joined")

@@ -13,10 +13,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from meshlib import open_channels  # noqa: E402
-import mesh_test  # noqa: E402  (Scene; reads the binary from argv[1])
-from mesh_test import Scene  # noqa: E402
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib.peer import MeshScene, open_channels  # noqa: E402
+
+BIN = sys.argv[1]
 
 RESTART_AFTER_MS = 1000
 RESTART_TIMEOUT_MS = 4000
@@ -26,9 +27,9 @@ LOG = {"RTCMESH_LOG": "info"}
 
 def connected_pair(s):
     hub = s.hub()
-    a = s.peer_env(hub.url, "alice", TIMINGS, LOG)
+    a = s.peer(hub.url, "alice", TIMINGS, env=LOG)
     a.wait("joined")
-    b = s.peer_env(hub.url, "bob", TIMINGS, LOG)
+    b = s.peer(hub.url, "bob", TIMINGS, env=LOG)
     a.wait("channel-open", peer="bob")
     b.wait("channel-open", peer="alice")
     a.send("before")
@@ -55,7 +56,7 @@ def wait_connected_after(peer, other, n_events, timeout=20):
             return later
         if time.monotonic() > deadline:
             raise AssertionError(f"{peer.id}: not connected to {other} again: {peer.events[-30:]}\n"
-                                 f"stderr: {peer.stderr[-30:]}")
+                                 f"stderr: {peer.stderr_lines()[-30:]}")
         time.sleep(0.05)
 
 
@@ -90,7 +91,7 @@ def test_restart_polite_stopped():
     must succeed on the same session at least once."""
     attempts = []
     for attempt in range(3):
-        with Scene() as s:
+        with MeshScene(BIN) as s:
             a, b = connected_pair(s)
             b.stop()
             a.wait("connection", peer="bob", state="disconnected", timeout=15)
@@ -108,9 +109,9 @@ def test_restart_polite_stopped():
             # Same session: the channel was never closed, no second offer was made.
             for me in (a, b):
                 assert me.count("channel-closed") == 0 and me.count("connection", state="closed") == 0, \
-                    (me.events, me.stderr[-40:])
-            assert sessions_with(a, "bob") == 1 and sessions_with(b, "alice") == 1, (a.stderr[-40:], b.stderr[-40:])
-            assert a.stderr_count("ICE restart towards bob") == 1, a.stderr[-40:]
+                    (me.events, me.stderr_lines()[-40:])
+            assert sessions_with(a, "bob") == 1 and sessions_with(b, "alice") == 1, (a.stderr_lines()[-40:], b.stderr_lines()[-40:])
+            assert a.stderr_count("ICE restart towards bob") == 1, a.stderr_lines()[-40:]
             assert_one_connection(a, b, opened=1)
             print(f"restart on the same session succeeded on attempt {attempt + 1} {attempts}")
             return
@@ -120,7 +121,7 @@ def test_restart_polite_stopped():
 def test_new_session_polite_stopped():
     """bob (polite) frozen past the restart timeout: alice replaces the connection by a new
     session, and bob, thawed, answers it and drops the old one: one connection survives."""
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         a, b = connected_pair(s)
         offers = a.stderr_count("offer to bob session")
         b.stop()
@@ -134,14 +135,14 @@ def test_new_session_polite_stopped():
         settle()
         assert a.count("channel-closed", peer="bob") == 1, a.events
         assert b.count("channel-closed", peer="alice") == 1, b.events
-        assert sessions_with(a, "bob") == 2 and sessions_with(b, "alice") == 2, (a.stderr[-40:], b.stderr[-40:])
+        assert sessions_with(a, "bob") == 2 and sessions_with(b, "alice") == 2, (a.stderr_lines()[-40:], b.stderr_lines()[-40:])
         assert_one_connection(a, b, opened=2)
 
 
 def test_impolite_stopped():
     """alice (impolite) frozen: bob waits for her restart instead of starting one; thawed
     before bob gives up, the connection comes back by itself on the same session."""
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         a, b = connected_pair(s)
         a.stop()
         b.wait("connection", peer="alice", state="disconnected", timeout=15)
@@ -150,17 +151,17 @@ def test_impolite_stopped():
         a.cont()
         wait_connected_after(b, "alice", n)
         settle()
-        assert b.stderr_count("ICE restart towards") == 0, b.stderr[-40:]
+        assert b.stderr_count("ICE restart towards") == 0, b.stderr_lines()[-40:]
         for me in (a, b):
             assert me.count("channel-closed") == 0 and me.count("connection", state="closed") == 0, \
-                (me.events, me.stderr[-40:])
+                (me.events, me.stderr_lines()[-40:])
         assert_one_connection(a, b, opened=1)
 
 
 def test_impolite_stopped_long():
     """alice (impolite) frozen so long that bob gives the connection up: thawed, alice finds
     it gone and offers a new session; exactly one connection again."""
-    with Scene() as s:
+    with MeshScene(BIN) as s:
         a, b = connected_pair(s)
         a.stop()
         b.wait("connection", peer="alice", state="disconnected", timeout=15)
@@ -170,7 +171,7 @@ def test_impolite_stopped_long():
         a.wait("channel-open", n=2, peer="bob", timeout=25)
         b.wait("channel-open", n=2, peer="alice", timeout=25)
         settle()
-        assert b.stderr_count("ICE restart towards") == 0, b.stderr[-40:]
+        assert b.stderr_count("ICE restart towards") == 0, b.stderr_lines()[-40:]
         assert_one_connection(a, b, opened=2)
 
 

@@ -29,148 +29,28 @@ Runs inside scripts/netns.sh (only loopback; root there gives CAP_NET_RAW for th
 capture and CAP_NET_ADMIN for nft). Python standard library only. A missing
 coturn fails the test.
 """
-import base64
-import hashlib
-import hmac
-import json
 import os
-import random
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib.failures import Skip, TestFailure, require  # noqa: E402
+from rtcmesh_testlib.process import HOST  # noqa: E402
+from rtcmesh_testlib.turn import (CRED_REJECTED, REMOTE_EMPTY, Capture, Coturn, Session,  # noqa: E402
+                                  candidates, check_relay_only_candidates, parallel,
+                                  rest_credentials, run, turn_args)
+
 BIN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
-TURNSERVER = os.environ.get("RTCMESH_TURNSERVER") or shutil.which("turnserver") or "/usr/bin/turnserver"
-HOST = "127.0.0.1"
-REALM = "rtcmesh.test"
 STUN_COOKIE = b"\x21\x12\xa4\x42"
+CASE_INDEX = 0  # set in main: the case's own range of ports (rtcmesh_testlib.turn.free_port_block)
 
 
-class TestFailure(Exception):
-    pass
-
-
-def require(cond, message):
-    if not cond:
-        raise TestFailure(message)
-
-
-# --------------------------------------------------------------------------- ports
-
-
-def _bound(proto, port, listening, pid):
-    """True if process `pid` has a socket on 127.0.0.1:port (TCP: listening)."""
-    target = "0100007F:%04X" % port
-    inodes = set()
-    try:
-        with open(f"/proc/net/{proto}") as f:
-            next(f)
-            for row in f:
-                fields = row.split()
-                if fields[1] == target and (not listening or fields[3] == "0A"):
-                    inodes.add(fields[9])
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if link.startswith("socket:[") and link[8:-1] in inodes:
-                return True
-    except OSError:
-        pass
-    return False
-
-
-def _port_free(port):
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-
-
-PORTS_PER_CASE = 1500  # a range of its own for each case, as ctest runs them in parallel
-CASE_INDEX = 0         # set in main
-
-
-def free_port_block(count):
-    """`count` consecutive ports free for TCP and UDP, in this case's own range
-    below the kernel's ephemeral ports (32768+), so neither another case nor a
-    peer's socket takes them between this check and coturn's bind."""
-    low = 20000 + CASE_INDEX * PORTS_PER_CASE
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        start = rng.randrange(low, low + PORTS_PER_CASE - count)
-        if all(_port_free(p) for p in range(start, start + count)):
-            return start
-    raise TestFailure("no free block of ports")
-
-
-# --------------------------------------------------------------------------- capture
-
-
-class Capture:
-    """Records IPv4 UDP/TCP packets on `lo` to or from some ports (AF_PACKET)."""
-
-    def __init__(self, ports):
-        self.ports = set(ports)
-        self.packets = []  # (proto, src, sport, dst, dport, payload)
-        self.lock = threading.Lock()
-        try:
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-            self.sock.bind(("lo", 0))
-        except OSError as e:
-            raise TestFailure(f"cannot capture on lo ({e}): run inside scripts/netns.sh") from e
-        self.sock.settimeout(0.05)
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while self.running:
-            try:
-                frame, addr = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if addr[2] == socket.PACKET_OUTGOING:  # lo shows each packet twice
-                continue
-            self._parse(frame[14:])  # lo's Ethernet header is 14 zero bytes
-
-    def _parse(self, ip):
-        if len(ip) < 20 or ip[0] >> 4 != 4:
-            return
-        ihl = (ip[0] & 15) * 4
-        total = int.from_bytes(ip[2:4], "big")
-        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
-        l4 = ip[ihl:total]
-        if ip[9] == 17 and len(l4) >= 8:
-            proto, head = "udp", 8
-        elif ip[9] == 6 and len(l4) >= 20:
-            proto, head = "tcp", (l4[12] >> 4) * 4
-        else:
-            return
-        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
-        if sport in self.ports or dport in self.ports:
-            with self.lock:
-                self.packets.append((proto, src, sport, dst, dport, bytes(l4[head:])))
-
-    def stop(self):
-        self.running = False
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-    def snapshot(self):
-        time.sleep(0.1)  # let the reader catch up
-        with self.lock:
-            return list(self.packets)
+# --------------------------------------------------------------------------- STUN on the wire
 
 
 def parse_stun(payload):
@@ -226,372 +106,7 @@ def answered_bindings(packets, port):
     return out
 
 
-# --------------------------------------------------------------------------- coturn
-
-
-def rest_credentials(secret, name, lifetime_s):
-    """TURN REST API credentials as coturn --use-auth-secret checks them:
-    username "<expiry unix time>:<name>", password base64(HMAC-SHA1(secret, username))."""
-    username = f"{int(time.time()) + lifetime_s}:{name}"
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
-
-
-class Coturn:
-    """One turnserver on 127.0.0.1: own ports, temp dir, log, optional TLS."""
-
-    def __init__(self, auth="user", tls=False, cert_ip=HOST, user=("rtcuser", "rtcpass"),
-                 secret="s3cret-for-tests", extra_args=()):
-        if not os.path.exists(TURNSERVER):
-            raise TestFailure(f"coturn is not installed ({TURNSERVER} missing): apt-get install coturn")
-        self.dir = tempfile.mkdtemp(prefix="rtcmesh-turn-")
-        self.user, self.secret = user, secret
-        self.log_path = os.path.join(self.dir, "turnserver.log")
-        # Ports: +0 listening (UDP and TCP), +1 its RFC 5780 alternate, +2 TLS,
-        # +3 its alternate, +10..+59 relay ports.
-        base = free_port_block(60)
-        self.port, self.tls_port = base, base + 2
-        self.relay_ports = range(base + 10, base + 60)
-        self.args = [
-            TURNSERVER,
-            "-n",                          # no config file (/etc/turnserver.conf)
-            "--no-cli",                    # 4.6: CLI + allow-loopback-peers without cli-password exits
-            "--no-dtls",
-            f"--listening-ip={HOST}",
-            f"--relay-ip={HOST}",
-            f"--listening-port={self.port}",
-            f"--alt-listening-port={self.port + 1}",
-            f"--min-port={self.relay_ports.start}",
-            f"--max-port={self.relay_ports.stop - 1}",
-            "--allow-loopback-peers",      # both peers' relays are 127.0.0.1
-            "--no-multicast-peers",
-            "--fingerprint",
-            f"--realm={REALM}",
-            "--relay-threads=1",
-            f"--db={os.path.join(self.dir, 'turndb')}",  # not /var/lib/turn/turndb
-            f"--pidfile={os.path.join(self.dir, 'turnserver.pid')}",
-            "--log-file=stdout",
-            "--simple-log",
-            "--no-software-attribute",
-            "--verbose",
-        ]
-        if tls:
-            self.cert, self.key = self._make_cert(cert_ip)
-            self.args += [f"--tls-listening-port={self.tls_port}",
-                          f"--alt-tls-listening-port={self.tls_port + 1}",
-                          f"--cert={self.cert}", f"--pkey={self.key}"]
-        else:
-            self.args += ["--no-tls"]
-        if auth == "user":
-            self.args += ["--lt-cred-mech", f"--user={user[0]}:{user[1]}"]
-        else:
-            self.args += ["--use-auth-secret", f"--static-auth-secret={secret}"]
-        self.args += list(extra_args)
-        self.log = open(self.log_path, "w")
-        # coturn must not outlive this script, even when ctest kills it on a
-        # timeout: setpriv (util-linux) makes the kernel kill it with its parent.
-        # (Construct Coturn on the main thread: the signal follows the thread.)
-        setpriv = shutil.which("setpriv")
-        wrapper = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
-        self.proc = subprocess.Popen(wrapper + self.args, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
-        try:
-            self._wait_listening(tls)
-        except TestFailure:
-            self.stop()
-            raise
-
-    def _make_cert(self, ip):
-        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
-        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                            "-subj", "/CN=turn.rtcmesh.test", "-addext", f"subjectAltName=IP:{ip}",
-                            "-keyout", key, "-out", cert],
-                           capture_output=True, text=True, timeout=30)
-        require(r.returncode == 0, "openssl req failed: " + r.stderr)
-        return cert, key
-
-    def _wait_listening(self, tls, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise TestFailure(f"turnserver exited with {self.proc.returncode} at start-up:\n"
-                                  f"{' '.join(self.args)}\n{self.log_text()}")
-            pid = self.proc.pid
-            ok = _bound("udp", self.port, False, pid) and _bound("tcp", self.port, True, pid)
-            if ok and (not tls or _bound("tcp", self.tls_port, True, pid)):
-                return
-            time.sleep(0.02)
-        raise TestFailure(f"turnserver did not listen within {timeout} s\n{self.log_text()}")
-
-    def log_text(self):
-        try:
-            if not self.log.closed:
-                self.log.flush()
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError as e:
-            return f"(no log: {e})"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if not self.log.closed:
-            self.log.close()
-
-    def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- peers
-
-
-class Peer:
-    """One `rtcmesh connect` process; stdout lines and stderr read by threads."""
-
-    def __init__(self, role, args, env=None, loopback=True):
-        self.role = role + "er"
-        self.cmd = [BIN, "connect", "--" + role, *(["--loopback"] if loopback else []), *args]
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1,
-                                     env=dict(os.environ, **(env or {})))
-        self.err, self.out = [], []
-        self.cond = threading.Condition()
-        for stream, sink in ((self.proc.stderr, self.err), (self.proc.stdout, self.out)):
-            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
-
-    def _read(self, stream, sink):
-        for line in stream:
-            with self.cond:
-                sink.append(line.rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            sink.append(None)  # EOF
-            self.cond.notify_all()
-
-    def stderr(self):
-        with self.cond:
-            return "\n".join(l for l in self.err if l is not None)
-
-    def wait_err(self, pattern, timeout=15):
-        """The first stderr match of the regex, or None (timeout or exit)."""
-        deadline, rx = time.monotonic() + timeout, re.compile(pattern)
-        with self.cond:
-            while True:
-                for l in self.err:
-                    m = l is not None and rx.search(l)
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if (self.err and self.err[-1] is None) or left <= 0:
-                    return None
-                self.cond.wait(left)
-
-    def line(self, timeout=15):
-        """The next stdout line; None at EOF or timeout."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not self.out:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-            if self.out[0] is None:
-                return None
-            return self.out.pop(0)
-
-    def send(self, line):
-        """False if the process no longer reads its stdin."""
-        try:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
-            return True
-        except (BrokenPipeError, ValueError):
-            return False
-
-    def close_stdin(self):
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-
-    def wait(self, timeout=15):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-
-
-def candidates(description_line):
-    """The a=candidate lines of a JSON offer/answer line, as dicts."""
-    out = []
-    for l in json.loads(description_line)["sdp"].split("\r\n"):
-        if l.startswith("a=candidate:"):
-            f = l[len("a=candidate:"):].split()
-            c = {"line": l, "transport": f[2].lower(), "address": f[4], "port": int(f[5]), "type": f[7]}
-            c.update(zip(f[8::2], f[9::2]))
-            out.append(c)
-    return out
-
-
-class Session:
-    """An offerer and an answerer, the descriptions carried between them."""
-
-    def __init__(self, name, offer_args, answer_args, coturn=None, env=None, offer_loopback=True):
-        self.name, self.coturn = name, coturn
-        self.t0 = time.monotonic()
-        self.o = Peer("offer", offer_args, env=env, loopback=offer_loopback)
-        self.a = Peer("answer", answer_args, env=env)
-        self.offer = self.answer = None
-
-    def check(self, cond, message):
-        if not cond:
-            self.dump()
-            raise TestFailure(f"{self.name}: {message}")
-
-    def dump(self):
-        for p in (self.o, self.a):
-            print(f"--- {self.name}: {p.role} ({' '.join(p.cmd)}), exit {p.proc.poll()}, stderr:\n"
-                  f"{p.stderr()}", file=sys.stderr)
-        if self.coturn:
-            print(f"--- coturn ({' '.join(self.coturn.args)}) log:\n{self.coturn.log_text()}",
-                  file=sys.stderr)
-
-    def elapsed(self):
-        return time.monotonic() - self.t0
-
-    def exchange(self):
-        """Carries offer and answer; tolerates a peer that gave up (no line)."""
-        self.offer = self.o.line()
-        if self.offer is not None:
-            self.a.send(self.offer)
-            self.answer = self.a.line()
-            if self.answer is not None:
-                self.o.send(self.answer)
-
-    def expect_connected(self, local_type, remote_type, answerer=None):
-        """Channel open, the selected pair of each side (candidate types: the
-        offerer's local and remote, and the answerer's, by default the same),
-        lines both ways, clean exit."""
-        self.exchange()
-        self.check(self.offer and self.answer, "no offer or no answer line")
-        pairs = []
-        for p, want in ((self.o, (local_type, remote_type)), (self.a, answerer or (local_type, remote_type))):
-            m = p.wait_err(r"selected pair (\S+) (\S+):(\d+) <-> (\S+) (\S+):(\d+)")
-            self.check(m, f"the {p.role} printed no selected pair")
-            pairs.append(m.groups())
-            self.check((m.group(1), m.group(4)) == want,
-                       f"the {p.role} selected {m.group(1)} <-> {m.group(4)}, "
-                       f"expected {want[0]} <-> {want[1]}")
-        self.check(self.o.wait_err("channel open") and self.a.wait_err("channel open"),
-                   "the channel did not open")
-        n = 20
-        for i in range(n):
-            self.o.send(f"o->a {i}")
-            self.a.send(f"a->o {i}")
-        for i in range(n):
-            got = self.a.line()
-            self.check(got == f"o->a {i}", f"the answerer got {got!r}, expected 'o->a {i}'")
-            got = self.o.line()
-            self.check(got == f"a->o {i}", f"the offerer got {got!r}, expected 'a->o {i}'")
-        connected_after = self.elapsed()
-        self.o.close_stdin()
-        co, ca = self.o.wait(), self.a.wait()
-        self.check(co == 0 and ca == 0, f"exit codes offerer {co}, answerer {ca}; expected 0 and 0")
-        return pairs, connected_after
-
-    def expect_failure(self, bound_s, **messages):
-        """Both peers exit 1 (not a crash) within bound_s, no channel opens, and
-        each peer's stderr matches its regex (offerer=..., answerer=...)."""
-        self.exchange()
-        deadline = self.t0 + bound_s
-        codes = [p.wait(max(0.1, deadline - time.monotonic())) for p in (self.o, self.a)]
-        took = self.elapsed()
-        self.check(codes == [1, 1], f"exit codes {codes} after {took:.1f} s; expected [1, 1] "
-                                    f"within {bound_s} s (None: still running)")
-        for p in (self.o, self.a):
-            self.check("channel open" not in p.stderr(), f"a channel opened on the {p.role}")
-            pattern = messages.get(p.role)
-            self.check(pattern is None or re.search(pattern, p.stderr()),
-                       f"the {p.role}'s stderr does not say /{pattern}/")
-        return took
-
-    def kill(self):
-        self.o.kill()
-        self.a.kill()
-
-
-def turn_args(url, username, password):
-    return ["--relay-only", "--ice-server", url, "--ice-username", username, "--ice-credential", password]
-
-
-def check_relay_only_candidates(s, coturn):
-    """Relay-only descriptions carry relay candidates from coturn's range only,
-    and do not leak the host address in raddr."""
-    for desc, who in ((s.offer, "offer"), (s.answer, "answer")):
-        cands = candidates(desc)
-        s.check(cands, f"the {who} has no candidate")
-        for c in cands:
-            s.check(c["type"] == "relay" and c["transport"] == "udp", f"{who}: not a UDP relay: {c['line']}")
-            s.check(c["address"] == HOST and c["port"] in coturn.relay_ports,
-                    f"{who}: not in coturn's relay range: {c['line']}")
-            s.check(c.get("raddr") in ("0.0.0.0", "::") and c.get("rport") == "0",
-                    f"{who}: relay-only raddr must not reveal the host address: {c['line']}")
-
-
-def parallel(calls):
-    """Runs the calls in threads; returns their results, raises the first failure."""
-    results, errors = [None] * len(calls), []
-
-    def one(i):
-        try:
-            results[i] = calls[i]()
-        except Exception as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
-
-
-def run(cleanup, body):
-    """Runs body(); then kills what `cleanup` lists (sessions, captures, coturns)."""
-    try:
-        return body()
-    finally:
-        for thing in reversed(cleanup):
-            try:
-                if isinstance(thing, Session):
-                    thing.kill()
-                elif isinstance(thing, Capture):
-                    thing.stop()
-                elif isinstance(thing, Coturn):
-                    thing.stop()
-                    thing.cleanup()
-            except Exception as e:  # keep cleaning up
-                print(f"cleanup: {e}", file=sys.stderr)
-
-
 # --------------------------------------------------------------------------- cases
-
-
-CRED_REJECTED = r"ICE failed: relay-only ICE gathered no relay candidate"
-REMOTE_EMPTY = r"ICE failed: the remote peer signalled end-of-candidates without any candidate"
 
 
 def relay_case(transport):
@@ -599,7 +114,7 @@ def relay_case(transport):
     things = []
 
     def body():
-        coturn = Coturn(auth="user", tls=transport == "tls")
+        coturn = Coturn(CASE_INDEX, auth="user", tls=transport == "tls")
         things.append(coturn)
         cap = Capture([coturn.port, coturn.tls_port])
         things.append(cap)
@@ -608,7 +123,7 @@ def relay_case(transport):
                "tls": f"turns:{HOST}:{coturn.tls_port}?transport=tcp"}[transport]
         # The TLS tunnel verifies coturn's self-signed certificate: trust it.
         env = {"SSL_CERT_FILE": coturn.cert} if transport == "tls" else {}
-        s = Session(f"relay_{transport}", turn_args(url, *coturn.user), turn_args(url, *coturn.user),
+        s = Session(BIN, f"relay_{transport}", turn_args(url, *coturn.user), turn_args(url, *coturn.user),
                     coturn, env=env)
         things.append(s)
         pairs, took = s.expect_connected("relay", "relay")
@@ -649,7 +164,7 @@ def relay_case(transport):
 def tls_failures(coturn, things):
     """turns: must check the server: an untrusted certificate, and a trusted one
     that names another address, both fail the relay-only connection."""
-    other = Coturn(auth="user", tls=True, cert_ip="127.0.0.2")
+    other = Coturn(CASE_INDEX, auth="user", tls=True, cert_ip="127.0.0.2")
     things.append(other)
     cases = [
         ("untrusted certificate", coturn, {}, r"certificate rejected: self.signed certificate"),
@@ -659,7 +174,7 @@ def tls_failures(coturn, things):
     sessions = []
     for what, server, env, _ in cases:  # in parallel: each takes libnice's TCP timeout
         url = f"turns:{HOST}:{server.tls_port}?transport=tcp"
-        s = Session(f"relay_tls ({what})", turn_args(url, *server.user), turn_args(url, *server.user),
+        s = Session(BIN, f"relay_tls ({what})", turn_args(url, *server.user), turn_args(url, *server.user),
                     server, env=env)
         things.append(s)
         sessions.append(s)
@@ -688,13 +203,13 @@ def test_rest_credentials():
     things = []
 
     def body():
-        coturn = Coturn(auth="secret")
+        coturn = Coturn(CASE_INDEX, auth="secret")
         things.append(coturn)
         url = f"turn:{HOST}:{coturn.port}"
         # The form a hub hands out: "<expiry>:<opaque id>" and the HMAC.
         fresh_a = rest_credentials(coturn.secret, "peer-a", 3600)
         fresh_b = rest_credentials(coturn.secret, "peer-b", 3600)
-        s = Session("fresh REST credentials", turn_args(url, *fresh_a), turn_args(url, *fresh_b), coturn)
+        s = Session(BIN, "fresh REST credentials", turn_args(url, *fresh_a), turn_args(url, *fresh_b), coturn)
         things.append(s)
         pairs, took = s.expect_connected("relay", "relay")
         check_relay_only_candidates(s, coturn)
@@ -707,7 +222,7 @@ def test_rest_credentials():
         sessions = {}
         for what, creds in bad.items():  # the offerer has the bad credential
             good = rest_credentials(coturn.secret, "peer-b", 3600)
-            sessions[what] = Session(f"{what} REST credential", turn_args(url, *creds), turn_args(url, *good),
+            sessions[what] = Session(BIN, f"{what} REST credential", turn_args(url, *creds), turn_args(url, *good),
                                      coturn)
             things.append(sessions[what])
         took = dict(zip(sessions, parallel([
@@ -729,12 +244,12 @@ def test_stun_srflx():
     things = []
 
     def body():
-        coturn = Coturn(auth="user")
+        coturn = Coturn(CASE_INDEX, auth="user")
         things.append(coturn)
         cap = Capture([coturn.port])
         things.append(cap)
         args = ["--ice-server", f"stun:{HOST}:{coturn.port}"]
-        s = Session("stun_srflx", args, args, coturn)
+        s = Session(BIN, "stun_srflx", args, args, coturn)
         things.append(s)
         pairs, took = s.expect_connected("host", "host")
         packets = cap.snapshot()
@@ -766,10 +281,6 @@ def test_stun_srflx():
 SKIPPED = 77  # ctest SKIP_RETURN_CODE
 NFT = shutil.which("nft") or "/usr/sbin/nft"
 NAT_INSIDE, NAT_OUTSIDE = "127.77.0.2", "127.77.0.3"
-
-
-class Skip(Exception):
-    pass
 
 
 def nat_rules(table):
@@ -810,13 +321,13 @@ def test_stun_srflx_nat():
         r = subprocess.run([NFT, "-f", "-"], input=nat_rules(table), capture_output=True, text=True,
                            timeout=10)
         require(r.returncode == 0, f"nft failed: {r.stderr}")
-        coturn = Coturn(auth="user")
+        coturn = Coturn(CASE_INDEX, auth="user")
         things.append(coturn)
         cap = Capture([coturn.port])
         things.append(cap)
         stun = ["--ice-server", f"stun:{HOST}:{coturn.port}"]
         # The offerer gathers on NAT_INSIDE only (no --loopback), the answerer on 127.0.0.1.
-        s = Session("stun_srflx_nat", stun + ["--bind", NAT_INSIDE], stun, coturn, offer_loopback=False)
+        s = Session(BIN, "stun_srflx_nat", stun + ["--bind", NAT_INSIDE], stun, coturn, offer_loopback=False)
         things.append(s)
         pairs, took = s.expect_connected("srflx", "host", answerer=("host", "srflx"))
         cands = candidates(s.offer)

@@ -20,18 +20,24 @@ import tempfile
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "mesh"))
-import witness_test as wt  # noqa: E402  (frames, expect, ...; reads sys.argv[1])
-from meshlib import Hub, Peer  # noqa: E402
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib import witness as wl  # noqa: E402
+from rtcmesh_testlib.failures import TestFailure  # noqa: E402
+from rtcmesh_testlib.hub import Hub  # noqa: E402
+from rtcmesh_testlib.metrics import parse_prometheus  # noqa: E402
+from rtcmesh_testlib.peer import MeshPeer  # noqa: E402
 
 BIN = sys.argv[1]
-fail = wt.fail
+cli = wl.WitnessCli(BIN)
+
+
+def fail(msg):
+    raise TestFailure(msg)
 
 
 def records(path):
-    return [json.loads(wt.payload(f)) for f in wt.frames(open(path, "rb").read())]
+    return [json.loads(wl.payload(f)) for f in wl.frames(open(path, "rb").read())]
 
 
 def canonical(record):
@@ -73,7 +79,7 @@ def rewrite(recs, sign, agent=None, key_hex=None):
             note = f"rtcmesh-witness/v1\n{r['agent']}\n{size}\n{root}\n{head}\n".encode()
             r["data"] = {"head": head, "root": root, "sig": sign(note).hex(), "size": size}
         body = canonical(r)
-        out.append(wt.frame(body))
+        out.append(wl.frame(body))
         leaves.append(leaf(body))
         prev = leaf(body).hex()
     return out
@@ -86,11 +92,11 @@ class Scene:
         self.peers = []
 
     def start_hub(self):
-        self.hub = Hub(BIN, extra=["--data-dir", os.path.join(self.work, "hub")])
+        self.hub = Hub(BIN, "--data-dir", os.path.join(self.work, "hub"), timeout=15)
         return self.hub
 
     def peer(self, name, extra=()):
-        p = Peer(BIN, self.hub.url, None, download_dir=os.path.join(self.work, name + "-dl"),
+        p = MeshPeer(BIN, self.hub.url, None, download_dir=os.path.join(self.work, name + "-dl"),
                  data_dir=os.path.join(self.work, name), extra=list(extra), room="w")
         p.name = name
         self.peers.append(p)
@@ -109,45 +115,17 @@ def log_of(work, name):
 
 def scrape(url):
     text = urllib.request.urlopen(url, timeout=5).read().decode()
-    return text, parse_prometheus(text)
+    return text, parse_prometheus_checked(text)
 
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)( \d+)?$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)')
-
-
-def parse_prometheus(text):
-    """Text exposition format 0.0.4: every line a comment or a sample; every
-    family has HELP and TYPE. Returns {(name, frozenset(labels)): value}."""
-    samples, typed = {}, {}
-    for line in text.splitlines():
-        if not line:
-            continue
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            parts = line.split(" ", 3)
-            if line.startswith("# TYPE "):
-                if parts[3] not in ("counter", "gauge", "histogram", "summary", "untyped"):
-                    fail("bad TYPE line: " + line)
-                typed[parts[2]] = parts[3]
-            continue
-        if line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        if not m:
-            fail("not a Prometheus sample line: " + line)
-        labels = {}
-        if m.group(3):
-            rest = m.group(3)
-            for lm in LABEL.finditer(rest):
-                labels[lm.group(1)] = lm.group(2)
-        name = m.group(1)
-        family = re.sub(r"_(bucket|sum|count)$", "", name)
-        if name not in typed and family not in typed:
-            fail("sample without TYPE: " + line)
-        for v in labels.values():
+def parse_prometheus_checked(text):
+    """rtcmesh_testlib.metrics.parse_prometheus (every sample of a family with a
+    TYPE), and no node id as a label value."""
+    samples = parse_prometheus(text, typed_only=True)
+    for name, labels in samples:
+        for _, v in labels:
             if v.startswith("node-"):
-                fail("a node id as a label value: " + line)
-        samples[(name, frozenset(labels.items()))] = float(m.group(4))
+                fail(f"a node id as a label value: {name} {dict(labels)}")
     return samples
 
 
@@ -168,7 +146,7 @@ def wait_metric(url, name, want, timeout=15, **labels):
 
 
 def query(path, *args):
-    r = wt.run("witness", "query", path, "--json", *args)
+    r = cli.run("witness", "query", path, "--json", *args)
     if r.returncode != 0:
         fail(f"query failed: {r.stdout} {r.stderr}")
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
@@ -214,7 +192,7 @@ def case_two_peers_logs(work):
 
     la, lb, lh = log_of(work, "a"), log_of(work, "b"), log_of(work, "hub")
     for path in (la, lb, lh):
-        wt.expect(path, "valid")
+        cli.expect(path, "valid")
 
     # What A's log holds about B, by type (query --peer reads data.peer_id).
     about_b = query(la, "--peer", b_id)
@@ -265,9 +243,9 @@ def case_two_peers_logs(work):
     held_cp = json.load(open(held))
     if held_cp["origin"] != a_id:
         fail(f"held checkpoint is of {held_cp['origin']}")
-    wt.expect(la, "valid", "--checkpoint", held)
+    cli.expect(la, "valid", "--checkpoint", held)
 
-    frs = wt.frames(open(la, "rb").read())
+    frs = wl.frames(open(la, "rb").read())
     recs = records(la)
     k = next(i for i, r in enumerate(recs) if r["event_type"] == "webrtc_ice_candidate")
     t = os.path.join(work, "t.log")
@@ -275,29 +253,29 @@ def case_two_peers_logs(work):
     # 1. One byte changed as a hex editor would (the frame's CRC not fixed), then
     #    with the CRC fixed: both named as modified at that record.
     raw = bytearray(open(la, "rb").read())
-    off = 8 + sum(len(f) for f in frs[:k]) + 8 + wt.payload(frs[k]).index(b"127.0.0.1") + 2
+    off = 8 + sum(len(f) for f in frs[:k]) + 8 + wl.payload(frs[k]).index(b"127.0.0.1") + 2
     raw[off] = ord("9")
     open(t, "wb").write(raw)
-    wt.expect(t, "modified", seq=k)
-    p = bytearray(wt.payload(frs[k]))
+    cli.expect(t, "modified", seq=k)
+    p = bytearray(wl.payload(frs[k]))
     p[p.index(b"127.0.0.1") + 2] = ord("9")
-    wt.write_frames(t, frs[:k] + [wt.frame(bytes(p))] + frs[k + 1:])
-    r = wt.expect(t, "modified", seq=k)
+    wl.write_frames(t, frs[:k] + [wl.frame(bytes(p))] + frs[k + 1:])
+    r = cli.expect(t, "modified", seq=k)
     if "expected hash:" not in r.stdout or "actual hash:" not in r.stdout:
         fail("expected/actual hash not shown")
     # 2. A record deleted, 3. inserted (a copy), 4. two swapped.
-    wt.write_frames(t, frs[:k] + frs[k + 1:])
-    wt.expect(t, "deleted", seq=k)
-    wt.write_frames(t, frs[:k + 1] + [frs[k]] + frs[k + 1:])
-    wt.expect(t, "inserted")
-    wt.write_frames(t, frs[:k] + [frs[k + 1], frs[k]] + frs[k + 2:])
-    wt.expect(t, "reordered", seq=k)
+    wl.write_frames(t, frs[:k] + frs[k + 1:])
+    cli.expect(t, "deleted", seq=k)
+    wl.write_frames(t, frs[:k + 1] + [frs[k]] + frs[k + 1:])
+    cli.expect(t, "inserted")
+    wl.write_frames(t, frs[:k] + [frs[k + 1], frs[k]] + frs[k + 2:])
+    cli.expect(t, "reordered", seq=k)
     # 5. The tail cut below what B holds: alone it looks like a crash, B's copy
     #    proves records are missing.
     cut = held_cp["size"] - 3
-    wt.write_frames(t, frs[:cut])
-    wt.expect(t, "valid")
-    r = wt.expect(t, "truncated", "--checkpoint", held)
+    wl.write_frames(t, frs[:cut])
+    cli.expect(t, "valid")
+    r = cli.expect(t, "truncated", "--checkpoint", held)
     if "are missing" not in r.stdout:
         fail("truncation not explained")
 
@@ -308,9 +286,9 @@ def case_two_peers_logs(work):
     key = serialization.load_pem_private_key(open(os.path.join(work, "a", "identity.key"), "rb").read(), None)
     forged = [json.loads(json.dumps(r)) for r in recs]
     forged[k]["data"]["address"] = "192.0.2.1:9"
-    wt.write_frames(t, rewrite(forged, key.sign))
-    wt.expect(t, "valid")
-    r = wt.expect(t, "modified", "--checkpoint", held)
+    wl.write_frames(t, rewrite(forged, key.sign))
+    cli.expect(t, "valid")
+    r = cli.expect(t, "modified", "--checkpoint", held)
     if "history rewritten" not in r.stdout:
         fail("rewrite not explained")
     # 7. The same history re-signed by someone else's key (agent ids and the
@@ -319,11 +297,11 @@ def case_two_peers_logs(work):
     other = Ed25519PrivateKey.generate()
     pub = other.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     other_id = "node-" + hashlib.sha256(pub).hexdigest()[:16]
-    wt.write_frames(t, rewrite(recs, other.sign, agent=other_id, key_hex=pub.hex()))
-    wt.expect(t, "valid")
-    wt.run("id", "--data-dir", os.path.join(work, "a"), "--export-public", os.path.join(work, "a.pub"))
-    wt.expect(t, "wrong key", "--key", os.path.join(work, "a.pub"))
-    wt.expect(t, "wrong key", "--checkpoint", held)
+    wl.write_frames(t, rewrite(recs, other.sign, agent=other_id, key_hex=pub.hex()))
+    cli.expect(t, "valid")
+    cli.run("id", "--data-dir", os.path.join(work, "a"), "--export-public", os.path.join(work, "a.pub"))
+    cli.expect(t, "wrong key", "--key", os.path.join(work, "a.pub"))
+    cli.expect(t, "wrong key", "--checkpoint", held)
 
 
 def case_metrics_move(work):
@@ -332,7 +310,7 @@ def case_metrics_move(work):
         hub = s.start_hub()
         hub_metrics = f"http://127.0.0.1:{hub.port}/metrics"
         health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/api/health", timeout=5).read())
-        hub_id = json.loads(wt.run("id", "--data-dir", os.path.join(work, "hub"), "--json").stdout)["node_id"]
+        hub_id = json.loads(cli.run("id", "--data-dir", os.path.join(work, "hub"), "--json").stdout)["node_id"]
         if health.get("node_id") != hub_id:
             fail(f"/api/health node_id {health.get('node_id')}, the hub's key says {hub_id}")
         a = s.peer("a", ["--metrics-port", "0"])
@@ -407,10 +385,10 @@ def case_peer_sigkill(work):
         s.close()
     path = log_of(work, "a")
     before = open(path, "rb").read()
-    r = wt.verify(path)
-    if r.returncode not in (wt.EXIT["valid"], wt.EXIT["torn tail"]):
+    r = cli.verify(path)
+    if r.returncode not in (wl.EXIT["valid"], wl.EXIT["torn tail"]):
         fail(f"a killed peer's log: exit {r.returncode}")
-    kept = wt.frames(before) if r.returncode == 0 else wt.frames(before)[:-1]
+    kept = wl.frames(before) if r.returncode == 0 else wl.frames(before)[:-1]
     samples = sum(b"webrtc_datachannel_message_sample" in f for f in kept)
     if samples < 3:
         fail(f"only {samples} message samples recorded before the kill")
@@ -418,18 +396,18 @@ def case_peer_sigkill(work):
     # cut and recorded), every record from before the kill is still there, and
     # the log verifies.
     s = Scene(work)
-    s.hub = Hub(BIN, extra=["--data-dir", os.path.join(work, "hub")])
+    s.hub = Hub(BIN, "--data-dir", os.path.join(work, "hub"), timeout=15)
     try:
         again = s.peer("a")
         again.quit()
     finally:
         s.close()
     after = open(path, "rb").read()
-    wt.expect(path, "valid")
+    cli.expect(path, "valid")
     keep = 8 + sum(len(f) for f in kept)
     if after[:keep] != before[:keep]:
         fail("records from before the kill changed on reopen")
-    rest = [json.loads(wt.payload(f))["event_type"] for f in wt.frames(after)[len(kept):]]
+    rest = [json.loads(wl.payload(f))["event_type"] for f in wl.frames(after)[len(kept):]]
     if rest[0] != "witness_log_opened":
         fail(f"reopen did not start with witness_log_opened: {rest[:3]}")
 
@@ -442,6 +420,9 @@ def main():
     work = tempfile.mkdtemp(prefix="witness-swarm-")
     try:
         fn(work)
+    except TestFailure as e:
+        print("FAIL:", e)
+        sys.exit(1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("PASS", case)

@@ -7,92 +7,24 @@ import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-RTCMESH = sys.argv[1]
-MAGIC = b"RTCMWIT1"
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rtcmesh_testlib.failures import TestFailure  # noqa: E402
+from rtcmesh_testlib.witness import (EXIT, WitnessCli, frame, frames, payload,  # noqa: E402
+                                     write_frames)
 
-# Exit codes documented in `rtcmesh witness verify --help`.
-EXIT = {"valid": 0, "modified": 10, "deleted": 11, "inserted": 12, "reordered": 13,
-        "truncated": 14, "bad signature": 15, "wrong key": 16, "torn tail": 17,
-        "corrupt framing": 18}
+RTCMESH = sys.argv[1]
+cli = WitnessCli(RTCMESH)
+run, record, verify, expect = cli.run, cli.record, cli.verify, cli.expect
 
 
 def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFF
-
-
-def frames(raw):
-    assert raw[:8] == MAGIC
-    out, pos = [], 8
-    while pos < len(raw):
-        ln, _ = struct.unpack_from("<II", raw, pos)
-        out.append(raw[pos:pos + 8 + ln])
-        pos += 8 + ln
-    return out
-
-
-def frame(payload):
-    return struct.pack("<II", len(payload), crc32c(payload)) + payload
-
-
-def payload(fr):
-    return fr[8:]
-
-
-def run(*args, **kw):
-    return subprocess.run([RTCMESH, *args], capture_output=True, text=True, timeout=30, **kw)
-
-
-def record(work, name="log.wl", count=30, every=10, data_dir="d"):
-    path = os.path.join(work, name)
-    r = run("witness", "record", path, "--data-dir", os.path.join(work, data_dir),
-            "--count", str(count), "--checkpoint-every", str(every))
-    if r.returncode != 0 or "closed" not in r.stdout:
-        fail(f"record failed: {r.returncode} {r.stdout} {r.stderr}")
-    return path
-
-
-def verify(path, *extra):
-    r = run("witness", "verify", path, *extra)
-    print(f"$ rtcmesh witness verify {os.path.basename(path)} {' '.join(extra)} -> {r.returncode}")
-    print(r.stdout + r.stderr)
-    return r
-
-
-def expect(path, kind, *extra, seq=None):
-    r = verify(path, *extra)
-    if r.returncode != EXIT[kind]:
-        fail(f"expected {kind} (exit {EXIT[kind]}), got exit {r.returncode}")
-    if kind == "valid":
-        if not r.stdout.startswith("valid ("):
-            fail("no 'valid (N events)' line")
-        return r
-    first = r.stdout.splitlines()[0]
-    if not first.startswith(f"BROKEN: {kind}"):
-        fail(f"first line does not name {kind}: {first}")
-    if seq is not None and f"at seq {seq} " not in first:
-        fail(f"expected seq {seq} in: {first}")
-    return r
-
-
-def write_frames(path, frs, tail=b""):
-    with open(path, "wb") as f:
-        f.write(MAGIC + b"".join(frs) + tail)
+    raise TestFailure(msg)
 
 
 def case_valid_log(work):
@@ -368,8 +300,12 @@ def main():
     fn = globals().get("case_" + case)
     if not fn:
         fail("unknown case " + case)
-    with tempfile.TemporaryDirectory(prefix="witness-") as work:
-        fn(work)
+    try:
+        with tempfile.TemporaryDirectory(prefix="witness-") as work:
+            fn(work)
+    except TestFailure as e:
+        print("FAIL:", e)
+        sys.exit(1)
     print("PASS", case)
 
 
