@@ -73,6 +73,14 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
         m->set_dropped(s.rejected);
       };
     }
+    // The recorder logs the problem itself; the metrics show it to a scraper.
+    ro.on_io_error = [m = node->witness_metrics_](const witness::IoProblem& p) {
+      if (!m) return;
+      const int state = p.kind == witness::IoProblem::Kind::Retrying ? 1
+                        : p.kind == witness::IoProblem::Kind::Sealed ? 2
+                                                                      : 0;
+      m->set_io_state(state, p.io_errors, p.kind == witness::IoProblem::Kind::Sealed ? p.not_durable : 0);
+    };
     auto recorder = witness::Recorder::open(path, node->identity_, ro);
     for (int n = 1; default_path && !recorder && n <= 64 &&
                     recorder.error().message.find("in use by another recorder") != std::string::npos;
