@@ -21,12 +21,12 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "console/line_reader.hpp"
 #include "mesh/mesh.hpp"
 #include "node_flags.hpp"
 #include "witness/recorder.hpp"
 #include "rtcmesh/peer_connection.hpp"
 #include "signaling/signaling_client.hpp"
-#include "stdin_lines.hpp"
 
 namespace rtcmesh::app {
 namespace {
@@ -57,7 +57,7 @@ struct PeerOptions {
   NodeFlags node;
 };
 
-StdinLines* g_stdin = nullptr;
+console::LineReader* g_stdin = nullptr;
 std::atomic<bool> g_interrupted{false};
 
 void on_signal(int) {
@@ -395,12 +395,12 @@ int run_peer(const PeerOptions& o) {
       continue;
     }
     auto st = g_stdin->next(line);
-    if (st == StdinLines::Status::Eof) {
+    if (st == console::LineReader::Status::Eof) {
       if (o.exit_on_eof) break;
       eof = true;
       continue;
     }
-    if (st != StdinLines::Status::Line || line.empty()) continue;
+    if (st != console::LineReader::Status::Line || line.empty()) continue;
     if (line[0] != '/') {
       mesh.chat(line);
       continue;
@@ -476,7 +476,7 @@ Runner add_peer_command(CLI::App& app) {
       ->capture_default_str()
       ->group(advanced);
   return [o] {
-    StdinLines input;
+    console::LineReader input;
     g_stdin = &input;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
