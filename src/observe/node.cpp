@@ -11,6 +11,7 @@
 
 #include "identity/identity.hpp"
 #include "observe/metrics.hpp"
+#include "witness/events.hpp"
 #include "witness/format.hpp"
 #include "witness/recorder.hpp"
 
@@ -117,6 +118,17 @@ std::shared_ptr<ConnectionObserver> Node::observe_connection(const std::string& 
 bool Node::record(std::string event_type, nlohmann::json data) {
   if (!recorder_) return false;
   return recorder_->record(std::move(event_type), std::move(data)).has_value();
+}
+
+bool Node::record_hub_event(std::string_view type, std::string_view room, std::string_view peer,
+                            std::string_view reason, bool resumed, uint64_t count) {
+  if (!recorder_) return false;
+  nlohmann::json data = {{"room", std::string(room)}};
+  if (!peer.empty()) data["peer_id"] = std::string(peer);
+  if (!reason.empty()) data["reason"] = std::string(reason);
+  if (type == witness::events::kHubJoin) data["resumed"] = resumed;
+  if (type == witness::events::kHubReject) data["count"] = count;
+  return record(std::string(type), std::move(data));
 }
 
 nlohmann::json Node::latest_checkpoint() const {

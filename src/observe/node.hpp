@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -58,6 +59,11 @@ class Node {
                                                          const std::string& session);
   // Records an event of the node's own (hub joins, ...); false if not accepted.
   bool record(std::string event_type, nlohmann::json data);
+  // One of the hub's audit events (hub::HubOptions::on_audit) as a witness
+  // record: hub_join (peer_id, room, resumed), hub_leave (peer_id, room,
+  // reason), hub_reject (room, reason, count). Empty fields are left out.
+  bool record_hub_event(std::string_view type, std::string_view room, std::string_view peer,
+                        std::string_view reason, bool resumed, uint64_t count);
 
   // The latest signed checkpoint of our log (export JSON), null before one.
   nlohmann::json latest_checkpoint() const;
