@@ -64,6 +64,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
     const bool default_path = options.witness_path.empty();
     std::string path = default_path ? node->data_dir_ + "/witness.log" : options.witness_path;
     witness::RecorderOptions ro;
+    ro.env = options.witness_env;
     if (auto m = node->witness_metrics_) {
       ro.on_recorded = [m](std::string_view type, std::chrono::microseconds latency) {
         m->recorded(type, latency);

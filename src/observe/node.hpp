@@ -24,6 +24,9 @@ class Registry;
 namespace rtcmesh::identity {
 class Identity;
 }
+namespace rtcmesh::witness {
+class Env;
+}
 
 namespace rtcmesh::observe {
 
@@ -36,6 +39,7 @@ struct NodeOptions {
   WitnessPolicy policy;
   std::string role;          // "peer" | "hub" | "connect": in node_started
   bool webrtc_metrics = true;  // the hub has no connections of its own
+  witness::Env* witness_env = nullptr;  // the log's file system (tests); null = POSIX
 };
 
 class Node {

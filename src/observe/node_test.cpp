@@ -8,6 +8,9 @@
 #include <sstream>
 #include <vector>
 
+#include <prometheus/registry.h>
+
+#include "witness/fault_env.hpp"
 #include "witness/query.hpp"
 #include "witness/recorder.hpp"
 
@@ -47,6 +50,42 @@ TEST(Node, HubAuditEventsBecomeWitnessRecords) {
   auto quiet = Node::open(o);
   ASSERT_TRUE(quiet.ok());
   EXPECT_FALSE((*quiet)->record_hub_event("hub_join", "r", "p", "", false, 1));
+  std::filesystem::remove_all(dir);
+}
+
+double gauge(prometheus::Registry& registry, const std::string& name) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name == name && !family.metric.empty()) return family.metric.front().gauge.value;
+  }
+  ADD_FAILURE() << "no metric " << name;
+  return -1;
+}
+
+TEST(Node, AFailingDiskShowsInTheMetricsAndTheNodeGoesOn) {
+  char tmpl[] = "/tmp/rtcmesh-node-XXXXXX";
+  ASSERT_TRUE(::mkdtemp(tmpl));
+  const std::string dir = tmpl;
+  witness::FaultEnv env;
+  NodeOptions o;
+  o.data_dir = dir;
+  o.role = "peer";
+  o.witness_env = &env;
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto node = Node::open(o, registry);
+  ASSERT_TRUE(node.ok()) << node.error().message;
+  auto& recorder = *(*node)->recorder();
+  ASSERT_TRUE(recorder.flush(std::chrono::seconds(10)));
+  EXPECT_EQ(gauge(*registry, "witness_log_state"), 0);
+
+  env.fail(witness::FaultEnv::Op::Sync, EIO, witness::FaultEnv::kForever);
+  EXPECT_TRUE((*node)->record("after", {{"n", 1}}));
+  EXPECT_FALSE(recorder.flush(std::chrono::seconds(10)));  // sealed: at once
+  EXPECT_FALSE((*node)->record("later", {{"n", 2}}));
+  (*node)->close();  // joins the writer: its report is in
+  EXPECT_EQ(gauge(*registry, "witness_log_state"), 2);
+  EXPECT_EQ(gauge(*registry, "witness_events_lost"), 1);
+  EXPECT_EQ(gauge(*registry, "witness_io_errors"), 1);
+  EXPECT_NE(recorder.io_error().find("Input/output error"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 
