@@ -1,5 +1,7 @@
 // `rtcmesh connect`: manual signaling over stdin/stdout, one data channel,
-// lines in, messages out. The interop tests drive it through pipes.
+// lines in, messages out. The interop tests drive it through pipes. Stdout is
+// written by console::LineWriter (a thread with high/low water back-pressure),
+// stdin read by console::LineReader (src/console).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -8,17 +10,15 @@
 #include <csignal>
 #include <cstdio>
 #include <deque>
-#include <functional>
-#include <iostream>
 #include <mutex>
-#include <thread>
 
 #include "base/base64.hpp"
 #include "commands.hpp"
+#include "console/line_reader.hpp"
+#include "console/line_writer.hpp"
 #include "node_flags.hpp"
-#include "witness/recorder.hpp"
 #include "rtcmesh/peer_connection.hpp"
-#include "stdin_lines.hpp"
+#include "witness/recorder.hpp"
 
 namespace rtcmesh::app {
 namespace {
@@ -46,94 +46,12 @@ struct ConnectOptions {
   NodeFlags node;
 };
 
-// Writes stdout lines on a thread of its own, so that a reader that stops
-// reading never blocks the network thread. When more than kHighWater bytes
-// wait, `pressure(true)` is called (the session pauses receiving: SCTP's window
-// closes and the remote's sends wait); below kLowWater, `pressure(false)`.
-// Every accepted line is written, in order, unless the reader is gone (EPIPE).
-class StdoutWriter {
- public:
-  static constexpr size_t kHighWater = 4 << 20;
-  static constexpr size_t kLowWater = 1 << 20;
-
-  explicit StdoutWriter(std::function<void(bool)> pressure)
-      : pressure_(std::move(pressure)), thread_([this] { run(); }) {}
-  ~StdoutWriter() { finish(); }
-
-  // Any thread; never blocks on the pipe.
-  void push(std::string line) {
-    line.push_back('\n');
-    bool pause = false;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (broken_) return;
-      queued_ += line.size();
-      lines_.push_back(std::move(line));
-      if (!paused_ && queued_ > kHighWater) pause = paused_ = true;
-    }
-    cv_.notify_one();
-    if (pause) pressure_(true);
-  }
-  // Writes what is queued (until the reader is gone), then stops the thread.
-  void finish() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (done_) return;
-      done_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void run() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    for (;;) {
-      cv_.wait(lock, [&] { return !lines_.empty() || done_; });
-      if (lines_.empty()) return;
-      std::deque<std::string> batch;
-      batch.swap(lines_);
-      lock.unlock();
-      size_t written = 0;
-      bool ok = true;
-      for (const auto& l : batch) {
-        if (ok && std::fwrite(l.data(), 1, l.size(), stdout) != l.size()) ok = false;
-        written += l.size();
-      }
-      if (ok && std::fflush(stdout) != 0) ok = false;
-      lock.lock();
-      queued_ -= written;
-      if (!ok) {
-        broken_ = true;  // the reader went away: drop the rest
-        lines_.clear();
-        queued_ = 0;
-      }
-      if (paused_ && queued_ < kLowWater) {
-        paused_ = false;
-        lock.unlock();
-        pressure_(false);
-        lock.lock();
-      }
-    }
-  }
-
-  std::function<void(bool)> pressure_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::string> lines_;
-  size_t queued_ = 0;
-  bool paused_ = false;
-  bool broken_ = false;
-  bool done_ = false;
-  std::thread thread_;
-};
-
 // A channel's send queue above this stops stdin reading and the echo; both
 // resume when it falls below kSendLowWater (DataChannel::send fails at 16 MiB).
 constexpr size_t kSendHighWater = 4 << 20;
 constexpr size_t kSendLowWater = 1 << 20;
 
-StdinLines* g_stdin = nullptr;
+console::LineReader* g_stdin = nullptr;
 std::atomic<bool> g_interrupted{false};
 
 void on_signal(int) {
@@ -143,7 +61,7 @@ void on_signal(int) {
 
 class Session {
  public:
-  explicit Session(const ConnectOptions& options, StdinLines& input)
+  explicit Session(const ConnectOptions& options, console::LineReader& input)
       : options_(options), input_(input) {}
 
   // Runs the session; whichever way it ends, the connection is closed and the
@@ -177,23 +95,20 @@ class Session {
   // echo's send queue is long (kEcho): SCTP's window closes instead of lines
   // or echoes being dropped.
   static constexpr unsigned kStdout = 1, kEcho = 2;
-  void set_pressure(unsigned source, bool on) {
-    std::lock_guard<std::mutex> lock(pressure_mutex_);
-    unsigned before = pressure_;
-    pressure_ = on ? (pressure_ | source) : (pressure_ & ~source);
-    if ((before != 0) == (pressure_ != 0)) return;
+  void set_pressure(unsigned source, bool on) { pressure_.set(source, on); }
+  // The gate's transitions, under its lock: queued to the network thread in order.
+  void apply_pressure(bool paused, unsigned sources) {
     std::shared_ptr<PeerConnection> pc;
     {
       std::lock_guard<std::mutex> state_lock(state_mutex_);
       pc = pc_shared_;
     }
     if (!pc) return;
-    // Queued to the network thread in call order (pressure_mutex_ held).
-    if (pressure_) pc->pause_receiving();
+    if (paused) pc->pause_receiving();
     else pc->resume_receiving();
     if (!options_.quiet) {
-      status(pressure_ ? std::string("receiving paused (") + (pressure_ & kStdout ? "stdout is full" : "echo queue is long") + ")"
-                       : "receiving resumed");
+      status(paused ? std::string("receiving paused (") + (sources & kStdout ? "stdout is full" : "echo queue is long") + ")"
+                    : "receiving resumed");
     }
   }
   void attach(const std::shared_ptr<DataChannel>& channel);
@@ -211,16 +126,15 @@ class Session {
   }
 
   const ConnectOptions& options_;
-  StdinLines& input_;
+  console::LineReader& input_;
   std::mutex out_mutex_;
   std::unique_ptr<OpenedNode> opened_;  // declared before pc_: outlives the connection
   std::shared_ptr<PeerConnection> pc_;
   std::mutex state_mutex_;
   std::condition_variable state_cv_;
   std::shared_ptr<PeerConnection> pc_shared_;  // pc_ for the writer thread; guarded by state_mutex_
-  std::mutex pressure_mutex_;
-  unsigned pressure_ = 0;  // guarded by pressure_mutex_
-  StdoutWriter out_{[this](bool full) { set_pressure(kStdout, full); }};
+  console::PressureGate pressure_{[this](bool paused, unsigned sources) { apply_pressure(paused, sources); }};
+  console::LineWriter out_{[this](bool full) { set_pressure(kStdout, full); }};
   std::shared_ptr<DataChannel> channel_;  // guarded by state_mutex_
   bool open_ = false;
   bool closed_ = false;
@@ -425,7 +339,7 @@ int Session::run_session() {
     status("waiting for the offer on stdin");
     for (;;) {
       auto st = input_.next(line);
-      if (st != StdinLines::Status::Line) return 0;  // EOF or signal before any offer
+      if (st != console::LineReader::Status::Line) return 0;  // EOF or signal before any offer
       if (line.empty()) continue;
       auto applied = apply_remote(line, "offer");
       if (applied == Applied::Fatal) return 1;
@@ -447,8 +361,8 @@ int Session::run_session() {
     status("waiting for the answer on stdin");
     for (;;) {
       auto st = input_.next(line);
-      if (st == StdinLines::Status::Eof || g_interrupted) return 0;
-      if (st != StdinLines::Status::Line) {
+      if (st == console::LineReader::Status::Eof || g_interrupted) return 0;
+      if (st != console::LineReader::Status::Line) {
         std::lock_guard<std::mutex> lock(state_mutex_);
         if (exit_code_ >= 0) return exit_code_;
         continue;
@@ -485,7 +399,7 @@ int Session::run_session() {
       continue;
     }
     auto st = input_.next(line);
-    if (st == StdinLines::Status::Line) {
+    if (st == console::LineReader::Status::Line) {
       bool is_open;
       {
         std::lock_guard<std::mutex> lock(state_mutex_);
@@ -493,7 +407,7 @@ int Session::run_session() {
       }
       if (is_open) send_line(line);
       else pending.push_back(line);
-    } else if (st == StdinLines::Status::Eof) {
+    } else if (st == console::LineReader::Status::Eof) {
       stdin_done = true;
       std::lock_guard<std::mutex> lock(state_mutex_);
       if (!open_) break;  // nothing to flush: close right away
@@ -564,7 +478,7 @@ Runner add_connect_command(CLI::App& app) {
       return 2;
     }
     (void)cmd;
-    StdinLines input;
+    console::LineReader input;
     g_stdin = &input;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

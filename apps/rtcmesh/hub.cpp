@@ -1,6 +1,5 @@
 // rtcmesh hub: the signaling hub (src/hub), and `rtcmesh hub token` to mint access tokens.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -129,12 +128,7 @@ Runner add_hub_command(CLI::App& app) {
     observe::Node* node = opened->node.get();
     if (node->recorder()) {
       args->options.on_audit = [node](const hub::HubOptions::AuditEvent& e) {
-        nlohmann::json data = {{"room", std::string(e.room)}};
-        if (!e.peer.empty()) data["peer_id"] = std::string(e.peer);
-        if (!e.reason.empty()) data["reason"] = std::string(e.reason);
-        if (e.type == "hub_join") data["resumed"] = e.resumed;
-        if (e.type == "hub_reject") data["count"] = e.count;
-        node->record(std::string(e.type), std::move(data));
+        node->record_hub_event(e.type, e.room, e.peer, e.reason, e.resumed, e.count);
       };
     }
     args->options.node_id = node->node_id();

@@ -2,32 +2,28 @@
 // with its other peers (docs/signaling-protocol.md). stdin lines become chat,
 // /send streams files, --json prints one event object per line.
 //
-// Threads: main reads stdin; the signaling client has its Asio thread; the mesh
-// lives on the rtcmesh network thread (see src/mesh/mesh.hpp). Printing goes
-// through one mutex.
+// This file is options, printing and stdin commands. The hub connection wired
+// to the mesh is room::Member (src/room), the checking and storing of peers'
+// checkpoints observe::CheckpointKeeper (src/observe). Printing goes through
+// one mutex: events arrive on the network, signaling and keeper threads.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <map>
 #include <mutex>
-#include <deque>
-#include <optional>
-#include <thread>
 
 #include "commands.hpp"
-#include "mesh/mesh.hpp"
+#include "console/line_reader.hpp"
 #include "node_flags.hpp"
-#include "witness/recorder.hpp"
+#include "observe/checkpoint_keeper.hpp"
+#include "room/member.hpp"
 #include "rtcmesh/peer_connection.hpp"
-#include "rtcmesh/version.hpp"
-#include "signaling/signaling_client.hpp"
-#include "stdin_lines.hpp"
+#include "witness/recorder.hpp"
 
 namespace rtcmesh::app {
 namespace {
@@ -58,7 +54,7 @@ struct PeerOptions {
   NodeFlags node;
 };
 
-StdinLines* g_stdin = nullptr;
+console::LineReader* g_stdin = nullptr;
 std::atomic<bool> g_interrupted{false};
 
 void on_signal(int) {
@@ -217,64 +213,6 @@ class Printer {
   bool bar_open_ = false;
 };
 
-// Checks and stores the checkpoints peers send, off the network thread (a
-// signature check and a file write each).
-class CheckpointKeeper {
- public:
-  CheckpointKeeper(observe::Node& node, Printer& printer) : node_(node), printer_(printer) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~CheckpointKeeper() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void add(const std::string& peer, const json& checkpoint) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (queue_.size() >= 256) return;  // a peer flooding us: later copies are as good
-      queue_.emplace_back(peer, checkpoint);
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void run() {
-    for (;;) {
-      std::pair<std::string, json> item;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        item = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      auto kept = node_.keep_peer_checkpoint(item.first, item.second);
-      json e = {{"event", "witness-checkpoint"}, {"peer", item.first}};
-      if (kept) {
-        e["ok"] = true;
-        e["note"] = kept.value();
-        e["size"] = item.second.value("size", json());
-        e["origin"] = item.second.value("origin", json());
-      } else {
-        e["ok"] = false;
-        e["error"] = kept.error().message;
-      }
-      printer_.event(e);
-    }
-  }
-  observe::Node& node_;
-  Printer& printer_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::pair<std::string, json>> queue_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
 int run_peer(const PeerOptions& o) {
   auto url = signaling::parse_hub_url(o.hub);
   if (!url) {
@@ -326,7 +264,7 @@ int run_peer(const PeerOptions& o) {
   }
 
   Printer printer(o);
-  CheckpointKeeper keeper(node, printer);
+  observe::CheckpointKeeper keeper(node, [&printer](const json& e) { printer.event(e); });
   if (node.recorder()) {
     // A fresh checkpoint is asked for each time; the peer gets the latest one
     // signed (at most a ping interval old), and newer ones as they come.
@@ -336,41 +274,23 @@ int run_peer(const PeerOptions& o) {
     };
     mo.on_peer_checkpoint = [&keeper](const std::string& peer, const json& cp) { keeper.add(peer, cp); };
   }
-  std::mutex state_mutex;
-  std::condition_variable state_cv;
-  std::optional<std::string> fatal;  // guarded by state_mutex
 
   signaling::ClientOptions co;
   co.url = o.hub;
-  co.room = o.room;
-  co.peer = id;
   co.token = o.token;
   co.reconnect_interval = std::chrono::milliseconds(o.reconnect_interval);
-  co.fetch_ice_servers = mo.ice_servers_from_hub;
   co.ca_file = o.ca_file;
-  co.metadata = {{"kind", "native"}, {"agent", rtcmesh::kAgent}, {"capabilities", {"chat", "file", "ping"}}};
-  if (!o.name.empty()) co.metadata["name"] = o.name;
-
-  mesh::Mesh* mesh_ptr = nullptr;  // set before client.start(); read on the client thread
-  signaling::ClientCallbacks cb;
-  cb.on_state = [&](signaling::HubState s) { mesh_ptr->on_hub_state(signaling::to_string(s)); };
-  cb.on_message = [&](const json& m) { mesh_ptr->on_hub_message(m); };
-  cb.on_ice_servers = [&](const json& body) { mesh_ptr->on_ice_servers(body); };
-  cb.on_error = [&](const std::string& text) {
+  co.metadata = room::native_metadata(o.name);
+  room::MemberCallbacks cb;
+  cb.on_event = [&printer](const json& e) { printer.event(e); };
+  cb.on_diagnostic = [&](const std::string& text) {
     if (!o.quiet && !o.json_output) printer.diag(text);
   };
-  cb.on_fatal = [&](const std::string& text) {
-    printer.event({{"event", "error"}, {"message", text}});
-    {
-      std::lock_guard<std::mutex> lock(state_mutex);
-      fatal = text;
-    }
-    state_cv.notify_all();
+  cb.on_fatal = [](const std::string&) {
     if (g_stdin) g_stdin->wake();
   };
-  signaling::Client client(co, cb);
-  mesh::Mesh mesh(mo, [&client](const json& m) { client.send(m); }, [&printer](const json& e) { printer.event(e); });
-  mesh_ptr = &mesh;
+  room::Member member(mo, co, cb);
+  mesh::Mesh& mesh = member.mesh();
   if (!o.json_output && !o.quiet) {
     printer.diag("peer " + id + " joining room " + o.room + " at " + o.hub);
     printer.diag("witness " + (node.recorder() ? node.recorder()->path() : std::string("off")) +
@@ -381,27 +301,23 @@ int run_peer(const PeerOptions& o) {
                  {"data_dir", node.data_dir()},
                  {"witness", node.recorder() ? json(node.recorder()->path()) : json()},
                  {"metrics", opened->metrics_url.empty() ? json() : json(opened->metrics_url)}});
-  client.start();
+  member.join();
 
-  auto has_fatal = [&] {
-    std::lock_guard<std::mutex> lock(state_mutex);
-    return fatal.has_value();
-  };
+  auto has_fatal = [&] { return member.fatal().has_value(); };
   std::string line;
   bool eof = false;
   while (!g_interrupted && !has_fatal()) {
     if (eof) {
-      std::unique_lock<std::mutex> lock(state_mutex);
-      state_cv.wait_for(lock, std::chrono::milliseconds(200));
+      member.wait_fatal(std::chrono::milliseconds(200));
       continue;
     }
     auto st = g_stdin->next(line);
-    if (st == StdinLines::Status::Eof) {
+    if (st == console::LineReader::Status::Eof) {
       if (o.exit_on_eof) break;
       eof = true;
       continue;
     }
-    if (st != StdinLines::Status::Line || line.empty()) continue;
+    if (st != console::LineReader::Status::Line || line.empty()) continue;
     if (line[0] != '/') {
       mesh.chat(line);
       continue;
@@ -424,8 +340,7 @@ int run_peer(const PeerOptions& o) {
                                                          "' (try /help; start a chat line with a space to send a '/')"}});
     }
   }
-  client.stop();
-  mesh.close();
+  member.leave();
   wait_for_closing_connections(std::chrono::seconds(2));
   node.close();  // the final checkpoint
   return has_fatal() ? 1 : 0;
@@ -477,7 +392,7 @@ Runner add_peer_command(CLI::App& app) {
       ->capture_default_str()
       ->group(advanced);
   return [o] {
-    StdinLines input;
+    console::LineReader input;
     g_stdin = &input;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

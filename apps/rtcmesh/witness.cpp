@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -18,6 +17,7 @@
 
 #include "commands.hpp"
 #include "identity/identity.hpp"
+#include "witness/query.hpp"
 #include "witness/recorder.hpp"
 #include "witness/verifier.hpp"
 
@@ -93,47 +93,15 @@ struct QueryArgs {
   bool json = false;
 };
 
-// --since: unix seconds, or YYYY-MM-DDTHH:MM:SS[Z] (UTC).
-bool parse_since(const std::string& s, int64_t& us) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (end && *end == '\0') {
-    us = v * 1000000LL;
-    return true;
-  }
-  std::tm tm{};
-  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest || (*rest && std::strcmp(rest, "Z") != 0)) return false;
-  us = static_cast<int64_t>(timegm(&tm)) * 1000000LL;
-  return true;
-}
-
-std::string iso_time(int64_t us) {
-  time_t secs = static_cast<time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[64];
-  std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(us % 1000000));
-  return out;
-}
-
-bool mentions_peer(const nlohmann::json& j, const std::string& peer) {
-  if (!j.is_object()) return false;
-  for (const char* k : {"peer_id", "peer", "remote_peer", "from", "to"}) {
-    auto it = j.find(k);
-    if (it != j.end() && it->is_string() && it->get_ref<const std::string&>() == peer) return true;
-  }
-  return false;
-}
-
 int run_query(const QueryArgs& a) {
-  int64_t since_us = 0;
-  if (!a.since.empty() && !parse_since(a.since, since_us)) {
-    std::fprintf(stderr, "rtcmesh witness: --since wants unix seconds or YYYY-MM-DDTHH:MM:SSZ\n");
-    return 2;
+  QueryFilter filter{a.type, a.peer, 0};
+  if (!a.since.empty()) {
+    auto since = parse_since(a.since);
+    if (!since) {
+      std::fprintf(stderr, "rtcmesh witness: %s\n", since.error().message.c_str());
+      return 2;
+    }
+    filter.since_us = *since;
   }
   MappedFile f;
   std::string err;
@@ -141,39 +109,27 @@ int run_query(const QueryArgs& a) {
     std::fprintf(stderr, "rtcmesh witness: %s\n", err.c_str());
     return 1;
   }
-  FrameReader reader(f.view());
-  if (!reader.magic_ok()) {
+  auto result = query_log(f.view(), filter, [&](const Record& r, std::string_view payload) {
+    if (a.json) {
+      // The stored bytes as they are (canonical JSON, one record per line).
+      std::fwrite(payload.data(), 1, payload.size(), stdout);
+      std::fputc('\n', stdout);
+    } else {
+      std::printf("%6lld %s %-28s %s%s%s\n", static_cast<long long>(r.seq), iso_time(r.ts_us).c_str(),
+                  r.event_type.c_str(), r.data.dump().c_str(), r.metadata.empty() ? "" : " ",
+                  r.metadata.empty() ? "" : r.metadata.dump().c_str());
+    }
+  });
+  if (!result.is_log) {
     std::fprintf(stderr, "rtcmesh witness: %s is not a witness log\n", a.file.c_str());
     return 18;
   }
-  for (;;) {
-    Frame fr = reader.next();
-    if (fr.status != Frame::Status::Ok) {
-      if (fr.status != Frame::Status::End) {
-        std::fprintf(stderr, "rtcmesh witness: stopped at offset %zu: %s\n", fr.offset,
-                     fr.problem.c_str());
-      }
-      break;
-    }
-    auto r = parse_record(fr.payload);
-    if (!r) {
-      std::fprintf(stderr, "rtcmesh witness: unreadable record at offset %zu\n", fr.offset);
-      continue;
-    }
-    if (!a.type.empty() && r->event_type != a.type) continue;
-    if (!a.peer.empty() && !mentions_peer(r->data, a.peer) && !mentions_peer(r->metadata, a.peer)) {
-      continue;
-    }
-    if (r->ts_us < since_us) continue;
-    if (a.json) {
-      // The stored bytes as they are (canonical JSON, one record per line).
-      std::fwrite(fr.payload.data(), 1, fr.payload.size(), stdout);
-      std::fputc('\n', stdout);
-    } else {
-      std::printf("%6lld %s %-28s %s%s%s\n", static_cast<long long>(r->seq),
-                  iso_time(r->ts_us).c_str(), r->event_type.c_str(), r->data.dump().c_str(),
-                  r->metadata.empty() ? "" : " ", r->metadata.empty() ? "" : r->metadata.dump().c_str());
-    }
+  for (size_t offset : result.unreadable) {
+    std::fprintf(stderr, "rtcmesh witness: unreadable record at offset %zu\n", offset);
+  }
+  if (!result.stopped.empty()) {
+    std::fprintf(stderr, "rtcmesh witness: stopped at offset %zu: %s\n", result.stopped_at,
+                 result.stopped.c_str());
   }
   return 0;
 }

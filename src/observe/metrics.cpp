@@ -55,7 +55,18 @@ WitnessMetrics::WitnessMetrics(prometheus::Registry& registry)
                               Histogram::BucketBoundaries{1, 2, 5, 10, 50, 100, 500, 1000, 5000})),
       dropped_(gauge(registry, "witness_events_dropped",
                      "Events record() rejected because the queue was full (each run is also logged)")),
-      queue_depth_(gauge(registry, "witness_queue_depth", "Events accepted and not yet durable")) {}
+      queue_depth_(gauge(registry, "witness_queue_depth", "Events accepted and not yet durable")),
+      io_state_(gauge(registry, "witness_log_state",
+                      "0 writing, 1 retrying a batch (disk full), 2 sealed after an I/O error")),
+      io_errors_(gauge(registry, "witness_io_errors", "Failed write/truncate/fdatasync calls of the log")),
+      lost_(gauge(registry, "witness_events_lost",
+                  "Accepted events that never became durable (the log was sealed)")) {}
+
+void WitnessMetrics::set_io_state(int state, uint64_t io_errors, uint64_t lost) {
+  io_state_.Set(state);
+  io_errors_.Set(static_cast<double>(io_errors));
+  lost_.Set(static_cast<double>(lost));
+}
 
 void WitnessMetrics::recorded(std::string_view event_type, std::chrono::microseconds latency) {
   prometheus::Counter* series;

@@ -38,6 +38,9 @@ class WitnessMetrics {
   void batch(size_t events, std::chrono::microseconds write_sync);
   void set_dropped(uint64_t total);      // record() rejections so far (queue full)
   void set_queue_depth(uint64_t depth);
+  // The recorder's ability to write changed (witness::IoProblem::Kind):
+  // 0 writing, 1 retrying (disk full), 2 sealed; `io_errors` failed calls so far.
+  void set_io_state(int state, uint64_t io_errors, uint64_t lost);
 
  private:
   prometheus::Family<prometheus::Counter>& recorded_family_;
@@ -49,6 +52,9 @@ class WitnessMetrics {
   prometheus::Histogram& batch_events_;
   prometheus::Gauge& dropped_;
   prometheus::Gauge& queue_depth_;
+  prometheus::Gauge& io_state_;
+  prometheus::Gauge& io_errors_;
+  prometheus::Gauge& lost_;
 };
 
 class RtcMetrics {

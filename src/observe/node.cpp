@@ -11,6 +11,7 @@
 
 #include "identity/identity.hpp"
 #include "observe/metrics.hpp"
+#include "witness/events.hpp"
 #include "witness/format.hpp"
 #include "witness/recorder.hpp"
 
@@ -63,6 +64,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
     const bool default_path = options.witness_path.empty();
     std::string path = default_path ? node->data_dir_ + "/witness.log" : options.witness_path;
     witness::RecorderOptions ro;
+    ro.env = options.witness_env;
     if (auto m = node->witness_metrics_) {
       ro.on_recorded = [m](std::string_view type, std::chrono::microseconds latency) {
         m->recorded(type, latency);
@@ -73,6 +75,14 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
         m->set_dropped(s.rejected);
       };
     }
+    // The recorder logs the problem itself; the metrics show it to a scraper.
+    ro.on_io_error = [m = node->witness_metrics_](const witness::IoProblem& p) {
+      if (!m) return;
+      const int state = p.kind == witness::IoProblem::Kind::Retrying ? 1
+                        : p.kind == witness::IoProblem::Kind::Sealed ? 2
+                                                                      : 0;
+      m->set_io_state(state, p.io_errors, p.kind == witness::IoProblem::Kind::Sealed ? p.not_durable : 0);
+    };
     auto recorder = witness::Recorder::open(path, node->identity_, ro);
     for (int n = 1; default_path && !recorder && n <= 64 &&
                     recorder.error().message.find("in use by another recorder") != std::string::npos;
@@ -109,6 +119,17 @@ std::shared_ptr<ConnectionObserver> Node::observe_connection(const std::string& 
 bool Node::record(std::string event_type, nlohmann::json data) {
   if (!recorder_) return false;
   return recorder_->record(std::move(event_type), std::move(data)).has_value();
+}
+
+bool Node::record_hub_event(std::string_view type, std::string_view room, std::string_view peer,
+                            std::string_view reason, bool resumed, uint64_t count) {
+  if (!recorder_) return false;
+  nlohmann::json data = {{"room", std::string(room)}};
+  if (!peer.empty()) data["peer_id"] = std::string(peer);
+  if (!reason.empty()) data["reason"] = std::string(reason);
+  if (type == witness::events::kHubJoin) data["resumed"] = resumed;
+  if (type == witness::events::kHubReject) data["count"] = count;
+  return record(std::string(type), std::move(data));
 }
 
 nlohmann::json Node::latest_checkpoint() const {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,9 @@ class Registry;
 }
 namespace rtcmesh::identity {
 class Identity;
+}
+namespace rtcmesh::witness {
+class Env;
 }
 
 namespace rtcmesh::observe {
@@ -35,6 +39,7 @@ struct NodeOptions {
   WitnessPolicy policy;
   std::string role;          // "peer" | "hub" | "connect": in node_started
   bool webrtc_metrics = true;  // the hub has no connections of its own
+  witness::Env* witness_env = nullptr;  // the log's file system (tests); null = POSIX
 };
 
 class Node {
@@ -58,6 +63,11 @@ class Node {
                                                          const std::string& session);
   // Records an event of the node's own (hub joins, ...); false if not accepted.
   bool record(std::string event_type, nlohmann::json data);
+  // One of the hub's audit events (hub::HubOptions::on_audit) as a witness
+  // record: hub_join (peer_id, room, resumed), hub_leave (peer_id, room,
+  // reason), hub_reject (room, reason, count). Empty fields are left out.
+  bool record_hub_event(std::string_view type, std::string_view room, std::string_view peer,
+                        std::string_view reason, bool resumed, uint64_t count);
 
   // The latest signed checkpoint of our log (export JSON), null before one.
   nlohmann::json latest_checkpoint() const;

@@ -26,6 +26,7 @@ constexpr std::string_view kTypeOpened = "witness_log_opened";
 constexpr std::string_view kTypeRecovery = "witness_recovery";
 constexpr std::string_view kTypeDropped = "witness_events_dropped";
 constexpr std::string_view kTypeCheckpoint = "witness_checkpoint";
+constexpr std::string_view kTypeIoError = "witness_io_error";  // a disk-full outage, after it
 
 void append_frame(std::string_view payload, std::string& out);
 

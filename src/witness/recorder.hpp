@@ -4,9 +4,21 @@
 // a writer thread encodes, chains and hashes the records, writes each batch with
 // one write() and one fdatasync() (group commit), then marks it durable
 // ("acknowledged"). A signed checkpoint is appended every N records, every T ms
-// while records arrive, and at close. An fsync error aborts the process: after a
-// failed fsync the kernel may have dropped the pages, so retrying could report
-// success for data that is gone.
+// while records arrive, and at close.
+//
+// The file is reached through witness::Env (env.hpp). When the disk fails the
+// process keeps running and nothing accepted is lost without a report
+// (docs/witness-format.md, "When the disk fails"):
+//  - write() fails with ENOSPC or EDQUOT: the short write is cut off, the batch
+//    stays in memory and is retried every retry_interval; record() keeps
+//    accepting until the queue is full (then rejects and counts, as always).
+//    When a retry succeeds a witness_io_error record tells of the outage.
+//  - any other write() error, and any fdatasync() error: the log is sealed.
+//    After a failed fdatasync the kernel may have dropped the dirty pages, so a
+//    retry could report success for data that is gone. Nothing more is written;
+//    the accepted events that were not durable are counted (stats().lost) and
+//    named in the error; record() rejects from then on.
+// Each transition is reported to on_io_error, logged, and visible in stats().
 #pragma once
 
 #include <chrono>
@@ -20,6 +32,7 @@
 
 #include "base/result.hpp"
 #include "identity/identity.hpp"
+#include "witness/env.hpp"
 #include "witness/format.hpp"
 
 namespace rtcmesh::witness {
@@ -31,7 +44,26 @@ struct RecorderStats {
   uint64_t records = 0;   // records in the log (all kinds, including earlier runs)
   uint64_t batches = 0;
   uint64_t checkpoints = 0;
+  uint64_t io_errors = 0;   // failed write/truncate/fdatasync calls
+  bool retrying = false;    // the disk is full: the pending batch is being retried
+  bool sealed = false;      // an I/O error ended writing (see io_error())
+  uint64_t lost = 0;        // accepted events that never became durable (sealed)
 };
+
+// A change in the recorder's ability to write, for on_io_error.
+struct IoProblem {
+  enum class Kind {
+    Retrying,   // write() found the disk full; the batch is kept and retried
+    Recovered,  // a retry succeeded; everything kept is durable
+    Sealed,     // the log takes no more records
+  };
+  Kind kind;
+  int code = 0;          // errno of the failure (that of the outage for Recovered)
+  std::string message;   // "write /x/witness.log: No space left on device; ..."
+  uint64_t not_durable = 0;  // accepted events not durable at that moment (Sealed: lost)
+  uint64_t io_errors = 0;    // failed calls so far (RecorderStats::io_errors)
+};
+const char* to_string(IoProblem::Kind kind);
 
 struct RecorderOptions {
   size_t queue_capacity = 65536;
@@ -56,6 +88,13 @@ struct RecorderOptions {
   // the counters as they stand after it.
   std::function<void(size_t events, std::chrono::microseconds write_sync, const RecorderStats& after)>
       on_batch;
+  // Called on the writer thread when writing starts failing, recovers, or ends
+  // (see the top of this file). Also logged.
+  std::function<void(const IoProblem&)> on_io_error;
+  // How often a batch that found the disk full is retried.
+  std::chrono::milliseconds retry_interval{1000};
+  // The file system; null = Env::posix(). Must outlive the recorder.
+  Env* env = nullptr;
 };
 
 struct OpenInfo {
@@ -81,12 +120,18 @@ class Recorder {
   std::optional<uint64_t> record(std::string event_type, nlohmann::json data = nullptr,
                                  nlohmann::json metadata = nullptr);
   uint64_t durable_events() const;  // tickets below this are durable
+  // True once the ticket is durable; false on timeout or at once when sealed.
   bool wait_durable(uint64_t ticket, std::chrono::milliseconds timeout);
   bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // The I/O failure now in force ("" while writing works): the one being
+  // retried, or the one that sealed the log.
+  std::string io_error() const;
   // Asks the writer for a checkpoint over everything written so far, soon (it
   // does not wait); latest_checkpoint() has it once the writer got to it.
   void request_checkpoint();
-  // Writes a final checkpoint, syncs and stops the writer. Idempotent.
+  // Writes a final checkpoint, syncs and stops the writer. Idempotent. A batch
+  // still waiting for disk space gets one last try; if that fails too the log is
+  // sealed and its events are counted as lost.
   void close();
 
   RecorderStats stats() const;

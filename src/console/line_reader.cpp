@@ -1,28 +1,27 @@
-#include "stdin_lines.hpp"
+#include "console/line_reader.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
-#include <unistd.h>
 
 #include <cerrno>
 
-namespace rtcmesh::app {
+namespace rtcmesh::console {
 
-StdinLines::StdinLines() {
+LineReader::LineReader(int fd) : fd_(fd) {
   if (::pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) pipe_[0] = pipe_[1] = -1;
 }
 
-StdinLines::~StdinLines() {
+LineReader::~LineReader() {
   if (pipe_[0] >= 0) ::close(pipe_[0]);
   if (pipe_[1] >= 0) ::close(pipe_[1]);
 }
 
-void StdinLines::wake() {
+void LineReader::wake() {
   char c = 1;
   (void)!::write(pipe_[1], &c, 1);
 }
 
-StdinLines::Status StdinLines::next(std::string& line) {
+LineReader::Status LineReader::next(std::string& line) {
   for (;;) {
     if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
       line.assign(buffer_, 0, nl);
@@ -31,14 +30,14 @@ StdinLines::Status StdinLines::next(std::string& line) {
       return Status::Line;
     }
     if (eof_) {
-      if (!buffer_.empty()) {  // last line without a newline
+      if (!buffer_.empty()) {  // the last line, without a newline
         line = std::move(buffer_);
         buffer_.clear();
         return Status::Line;
       }
       return Status::Eof;
     }
-    pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {pipe_[0], POLLIN, 0}};
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {pipe_[0], POLLIN, 0}};
     int rc = ::poll(fds, 2, -1);
     if (rc < 0) {
       if (errno == EINTR) continue;
@@ -51,9 +50,9 @@ StdinLines::Status StdinLines::next(std::string& line) {
       }
       return Status::Woken;
     }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
       char chunk[65536];
-      ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
+      ssize_t n = ::read(fd_, chunk, sizeof chunk);
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {
         eof_ = true;
@@ -64,4 +63,4 @@ StdinLines::Status StdinLines::next(std::string& line) {
   }
 }
 
-}  // namespace rtcmesh::app
+}  // namespace rtcmesh::console
