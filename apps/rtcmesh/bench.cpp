@@ -25,6 +25,7 @@
 #include "observe/node.hpp"
 #include "rtcmesh/peer_connection.hpp"
 #include "testing/peer_pair.hpp"
+#include "testing/waiter.hpp"
 #include "witness/recorder.hpp"
 
 namespace prometheus {
@@ -56,20 +57,6 @@ struct Observers {
   std::shared_ptr<ConnectionObserver> a, b;
 };
 
-struct Signal {
-  std::mutex mutex;
-  std::condition_variable cv;
-  template <class F>
-  bool wait(F&& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, timeout, std::forward<F>(pred));
-  }
-  void notify() {
-    std::lock_guard<std::mutex> lock(mutex);
-    cv.notify_all();
-  }
-};
-
 // A connected pair with one open channel on each side: the test kit's pair
 // (src/testing/peer_pair.hpp) plus the bench's channels.
 struct Pair {
@@ -90,7 +77,7 @@ std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init 
   if (!pair->peers.created) throw std::runtime_error("create: " + to_string(pair->peers.created.error()));
   // A refused candidate is not reported: a pair that cannot connect fails below.
   pair->peers.wire_candidates();
-  auto signal = std::make_shared<Signal>();
+  auto signal = std::make_shared<testing::Waiter>();
   auto state = std::make_shared<std::atomic<int>>(0);
   Pair* raw = pair.get();
   pair->peers.answerer->on_data_channel([raw, signal, state](std::shared_ptr<DataChannel> c) {
@@ -155,7 +142,7 @@ std::pair<double, double> rtt_us(const BenchOptions& o, int threads) {
   std::vector<double> samples;
   samples.reserve(static_cast<size_t>(o.round_trips));
   int warmup = 100, total = warmup + o.round_trips, done = 0;
-  Signal signal;
+  testing::Waiter signal;
   std::string ping(100, 'p');
   Clock::time_point sent_at;
   auto a = pair->da;

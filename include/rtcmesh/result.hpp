@@ -6,8 +6,8 @@
 // "rtcmesh"), for callers that speak <system_error>.
 #pragma once
 
+#include <iosfwd>
 #include <optional>
-#include <ostream>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -95,7 +95,12 @@ inline std::string to_string(const Error& error) {
   return out;
 }
 
-inline std::ostream& operator<<(std::ostream& out, const Error& error) { return out << to_string(error); }
+// For logs and gtest; a template so that this header needs only <iosfwd>.
+template <class Out, std::enable_if_t<std::is_base_of_v<std::ostream, Out>, int> = 0>
+Out& operator<<(Out& out, const Error& error) {
+  out << to_string(error);
+  return out;
+}
 
 inline Error make_error(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
 
