@@ -17,6 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto first = sdp::parse_candidate(text);
   if (!first) {
     check(!first.error().message.empty(), "empty candidate error message");
+    check(first.error().code == ErrorCode::SyntaxError, "candidate error is not a SyntaxError",
+          first.error().message);
     return 0;
   }
   const std::string printed = sdp::to_string(*first);

@@ -20,6 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!first) {
     check(first.error().message.rfind("DCEP: ", 0) == 0, "DCEP error without prefix",
           first.error().message);
+    check(first.error().code == ErrorCode::SyntaxError, "DCEP error is not a SyntaxError",
+          first.error().message);
     return 0;
   }
   if (const auto* open = std::get_if<dcep::Open>(&*first)) {

@@ -20,6 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string& message = first.error().message;
     check(message.rfind("line ", 0) == 0 || message.rfind("SDP too large", 0) == 0,
           "SDP error does not name a line", message);
+    check(first.error().code == ErrorCode::SyntaxError, "SDP error is not a SyntaxError", message);
     return 0;
   }
 

@@ -24,6 +24,8 @@
 #include "commands.hpp"
 #include "observe/node.hpp"
 #include "rtcmesh/peer_connection.hpp"
+#include "testing/peer_pair.hpp"
+#include "testing/waiter.hpp"
 #include "witness/recorder.hpp"
 
 namespace prometheus {
@@ -55,104 +57,43 @@ struct Observers {
   std::shared_ptr<ConnectionObserver> a, b;
 };
 
-struct Signal {
-  std::mutex mutex;
-  std::condition_variable cv;
-  template <class F>
-  bool wait(F&& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, timeout, std::forward<F>(pred));
-  }
-  void notify() {
-    std::lock_guard<std::mutex> lock(mutex);
-    cv.notify_all();
-  }
-};
-
-// A connected pair with one open channel on each side.
+// A connected pair with one open channel on each side: the test kit's pair
+// (src/testing/peer_pair.hpp) plus the bench's channels.
 struct Pair {
-  std::shared_ptr<PeerConnection> a, b;
+  Pair(const Configuration& a, const Configuration& b) : peers(a, b) {}
+  testing::PeerPair peers;
   std::shared_ptr<DataChannel> da, db;
   double setup_ms = 0;
-
-  ~Pair() {
-    if (a) a->close();
-    if (b) b->close();
-  }
 };
 
 // threads == 2: the answerer gets a network thread of its own, as if the two
 // peers were two processes; threads == 1: both share the process's thread.
 std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init = {}, const Observers& obs = {}) {
-  Configuration config;
-  config.gather_addresses = {"127.0.0.1"};
-  auto pair = std::make_unique<Pair>();
-  config.observer = obs.a;
-  auto ca = PeerConnection::create(config);
-  config.dedicated_network_thread = threads > 1;
-  config.observer = obs.b;
-  auto cb = PeerConnection::create(config);
-  if (!ca || !cb) throw std::runtime_error("create: " + ca.error + cb.error);
-  pair->a = *ca.value;
-  pair->b = *cb.value;
-  auto signal = std::make_shared<Signal>();
+  Configuration ca = testing::loopback_config(), cb = testing::loopback_config();
+  ca.observer = obs.a;
+  cb.dedicated_network_thread = threads > 1;
+  cb.observer = obs.b;
+  auto pair = std::make_unique<Pair>(ca, cb);
+  if (!pair->peers.created) throw std::runtime_error("create: " + to_string(pair->peers.created.error()));
+  // A refused candidate is not reported: a pair that cannot connect fails below.
+  pair->peers.wire_candidates();
+  auto signal = std::make_shared<testing::Waiter>();
   auto state = std::make_shared<std::atomic<int>>(0);
-  // Trickle in memory; candidates wait until the other side has its remote description.
-  struct Queue {
-    std::mutex m;
-    std::vector<IceCandidate> pending;
-    bool ready = false;
-    std::weak_ptr<PeerConnection> to;
-  };
-  auto qa = std::make_shared<Queue>(), qb = std::make_shared<Queue>();
-  qa->to = pair->b;
-  qb->to = pair->a;
-  auto trickle = [](std::shared_ptr<Queue> q) {
-    return [q](const IceCandidate& c) {
-      std::unique_lock<std::mutex> lock(q->m);
-      if (!q->ready) {
-        q->pending.push_back(c);
-        return;
-      }
-      lock.unlock();
-      if (auto p = q->to.lock()) (void)p->add_ice_candidate(c);
-    };
-  };
-  auto flush = [](const std::shared_ptr<Queue>& q) {
-    std::vector<IceCandidate> pending;
-    {
-      std::lock_guard<std::mutex> lock(q->m);
-      q->ready = true;
-      pending.swap(q->pending);
-    }
-    if (auto p = q->to.lock()) {
-      for (auto& c : pending) (void)p->add_ice_candidate(c);
-    }
-  };
-  pair->a->on_ice_candidate(trickle(qa));
-  pair->b->on_ice_candidate(trickle(qb));
   Pair* raw = pair.get();
-  pair->b->on_data_channel([raw, signal, state](std::shared_ptr<DataChannel> c) {
+  pair->peers.answerer->on_data_channel([raw, signal, state](std::shared_ptr<DataChannel> c) {
     raw->db = c;
     ++*state;
     signal->notify();
   });
   auto t0 = Clock::now();
-  auto channel = pair->a->create_data_channel("bench", init);
-  if (!channel) throw std::runtime_error(channel.error);
-  pair->da = *channel.value;
+  auto channel = pair->peers.offerer->create_data_channel("bench", init);
+  if (!channel) throw std::runtime_error(to_string(channel.error()));
+  pair->da = channel.value();
   pair->da->on_open([signal, state] {
     ++*state;
     signal->notify();
   });
-  auto offer = pair->a->create_offer();
-  (void)pair->a->set_local_description(*offer.value);
-  if (auto e = pair->b->set_remote_description(*offer.value); !e.empty()) throw std::runtime_error(e);
-  flush(qa);
-  auto answer = pair->b->create_answer();
-  (void)pair->b->set_local_description(*answer.value);
-  if (auto e = pair->a->set_remote_description(*answer.value); !e.empty()) throw std::runtime_error(e);
-  flush(qb);
+  if (auto s = pair->peers.negotiate(); !s) throw std::runtime_error(to_string(s.error()));
   if (!signal->wait([&] { return state->load() >= 2; })) throw std::runtime_error("channel did not open");
   pair->setup_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   return pair;
@@ -178,7 +119,7 @@ double throughput_MBps(const BenchOptions& o, int threads, const Observers& obs 
   auto channel = pair->da;
   auto pump = [&] {
     while (running && channel->buffered_amount() < kHigh) {
-      if (!channel->send(std::span<const uint8_t>(chunk))) break;
+      if (!channel->send(std::span<const uint8_t>(chunk))) break;  // full: bufferedamountlow resumes
     }
   };
   channel->set_buffered_amount_low_threshold(kLow);
@@ -201,12 +142,13 @@ std::pair<double, double> rtt_us(const BenchOptions& o, int threads) {
   std::vector<double> samples;
   samples.reserve(static_cast<size_t>(o.round_trips));
   int warmup = 100, total = warmup + o.round_trips, done = 0;
-  Signal signal;
+  testing::Waiter signal;
   std::string ping(100, 'p');
   Clock::time_point sent_at;
   auto a = pair->da;
   auto b = pair->db;
-  b->on_message([b](const Message& m) { b->send(m.text()); });
+  // A lost ping shows as the stall below.
+  b->on_message([b](const Message& m) { (void)b->send(m.text()); });
   a->on_message([&](const Message&) {
     auto now = Clock::now();
     if (done >= warmup) samples.push_back(std::chrono::duration<double, std::micro>(now - sent_at).count());
@@ -215,10 +157,10 @@ std::pair<double, double> rtt_us(const BenchOptions& o, int threads) {
       return;
     }
     sent_at = Clock::now();
-    a->send(ping);
+    (void)a->send(ping);
   });
   sent_at = Clock::now();
-  a->send(ping);
+  if (auto s = a->send(ping); !s) throw std::runtime_error(to_string(s.error()));
   if (!signal.wait([&] { return done == total; }, std::chrono::seconds(60))) {
     throw std::runtime_error("ping-pong stalled");
   }

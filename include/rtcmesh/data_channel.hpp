@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "rtcmesh/result.hpp"
 #include "rtcmesh/states.hpp"
 
 namespace rtcmesh {
@@ -30,11 +31,11 @@ struct Message {
 
 namespace impl {
 struct DataChannel;
+struct PeerConnection;
 }
 
 class DataChannel {
  public:
-  explicit DataChannel(std::shared_ptr<impl::DataChannel> impl);
   ~DataChannel();
   DataChannel(const DataChannel&) = delete;
   DataChannel& operator=(const DataChannel&) = delete;
@@ -54,11 +55,13 @@ class DataChannel {
   // The largest message send() accepts: the remote's a=max-message-size.
   size_t max_message_size() const;
 
-  // Queues a message. Returns false and sets `error` (if given) when the channel
-  // is not open, the message exceeds max_message_size(), or the send queue
-  // (16 MiB) is full. 0-byte messages are allowed.
-  bool send(std::string_view text, std::string* error = nullptr);
-  bool send(std::span<const uint8_t> binary, std::string* error = nullptr);
+  // Queues a message. 0-byte messages are allowed.
+  // Errors (W3C send()): InvalidStateError when the channel is not open or its
+  // connection is gone; TypeError when the message exceeds
+  // max_message_size(); OperationError when the send queue (16 MiB) is full.
+  // Nothing is queued on error.
+  [[nodiscard]] Result<void> send(std::string_view text);
+  [[nodiscard]] Result<void> send(std::span<const uint8_t> binary);
   // Closes the channel (SCTP stream reset); queued messages are sent first.
   void close();
 
@@ -66,10 +69,16 @@ class DataChannel {
   void on_message(std::function<void(const Message&)> callback);
   void on_closing(std::function<void()> callback);
   void on_close(std::function<void()> callback);
-  void on_error(std::function<void(const std::string&)> callback);
+  // OperationError: no free SCTP stream id, or SCTP refused a queued message.
+  void on_error(std::function<void(const Error&)> callback);
   void on_buffered_amount_low(std::function<void()> callback);
 
  private:
+  // Handles are made only by the connection.
+  friend class PeerConnection;
+  friend struct impl::PeerConnection;
+  explicit DataChannel(std::shared_ptr<impl::DataChannel> impl);
+
   std::shared_ptr<impl::DataChannel> impl_;
 };
 

@@ -21,6 +21,7 @@
 
 #include "rtcmesh/configuration.hpp"
 #include "rtcmesh/data_channel.hpp"
+#include "rtcmesh/result.hpp"
 #include "rtcmesh/states.hpp"
 #include "rtcmesh/stats.hpp"
 
@@ -30,41 +31,66 @@ namespace impl {
 struct PeerConnection;
 }
 
-// A value or an error message, for calls that can fail on bad input.
-template <class T>
-struct Expected {
-  std::optional<T> value;
-  std::string error;
-  explicit operator bool() const { return value.has_value(); }
-};
+// Error codes follow the W3C RTCPeerConnection / RTCDataChannel algorithms
+// (include/rtcmesh/result.hpp); where this API differs, the contract says so.
+// A parse failure of SDP or of a candidate is SyntaxError here; browsers reject
+// those with an RTCError (an OperationError) whose errorDetail is
+// "sdp-syntax-error", which is what the code SyntaxError stands for.
 
 // Waits until every closed connection of the process has finished its graceful
 // shutdown (queued messages and stream resets sent, SCTP SHUTDOWN, DTLS
 // close_notify), or `timeout`. Call it before a program exits so that the
-// remote peers see a clean close. Returns false on timeout.
-bool wait_for_closing_connections(std::chrono::milliseconds timeout);
+// remote peers see a clean close.
+// Errors: TimeoutError when connections were still closing at `timeout`.
+[[nodiscard]] Result<void> wait_for_closing_connections(std::chrono::milliseconds timeout);
 
 class PeerConnection {
  public:
-  // Generates the DTLS certificate and resolves the ICE servers. Fails on a bad
-  // ICE server URL or a gather address that is not numeric.
-  static Expected<std::shared_ptr<PeerConnection>> create(const Configuration& config);
+  // Generates the DTLS certificate and resolves the ICE servers.
+  // Errors: SyntaxError for an ICE server URL that does not parse or a gather
+  // address that is not numeric; NotSupportedError for stuns: and turns: with
+  // transport=udp; InvalidAccessError for a TURN server without username or
+  // credential (W3C); OperationError when an ICE server name does not resolve,
+  // the certificate cannot be generated or the ICE agent cannot be created;
+  // RangeError for max_message_size below 1024.
+  [[nodiscard]] static Result<std::shared_ptr<PeerConnection>> create(const Configuration& config);
   ~PeerConnection();
   PeerConnection(const PeerConnection&) = delete;
   PeerConnection& operator=(const PeerConnection&) = delete;
 
-  Expected<SessionDescription> create_offer();
-  Expected<SessionDescription> create_answer();
-  // An empty description means "the one just created" (W3C implicit SLD).
-  // Starts ICE gathering; candidates arrive through on_ice_candidate.
-  std::string set_local_description(const SessionDescription& description = {});
-  // Returns an empty string on success, else an error naming the bad SDP line.
-  std::string set_remote_description(const SessionDescription& description);
-  // Empty `candidate.candidate` = end-of-candidates. Returns "" or an error.
+  // Errors: InvalidStateError when the connection is closed or the signaling
+  // state is neither stable nor have-local-offer (W3C allows an offer in any
+  // state but closed; we do not renegotiate mid-exchange); OperationError when
+  // a requested ICE restart fails.
+  [[nodiscard]] Result<SessionDescription> create_offer();
+  // Errors: InvalidStateError when the connection is closed or the signaling
+  // state is not have-remote-offer (W3C).
+  [[nodiscard]] Result<SessionDescription> create_answer();
+  // An empty description means "the one just created" (W3C implicit SLD);
+  // type "rollback" drops a local offer. Starts ICE gathering; candidates
+  // arrive through on_ice_candidate.
+  // Errors: InvalidStateError when closed or when the type does not fit the
+  // signaling state (W3C); TypeError for an unknown type (WebIDL enum);
+  // SyntaxError when the SDP does not parse; InvalidModificationError when the
+  // offer's ICE credentials are not the ones we created (W3C: a modified
+  // description); InvalidAccessError for an answer whose a=setup is not active
+  // or passive; OperationError when ICE gathering cannot start; errors of
+  // create_offer/create_answer for an implicit description.
+  [[nodiscard]] Result<void> set_local_description(const SessionDescription& description = {});
+  // Errors: InvalidStateError when closed or when the type does not fit the
+  // signaling state (W3C); TypeError for an unknown type; SyntaxError naming the
+  // bad SDP line (a media section without a=fingerprint is one); InvalidAccessError
+  // for an answer with a=setup:actpass; OperationError when ICE refuses the
+  // credentials or the restart.
+  [[nodiscard]] Result<void> set_remote_description(const SessionDescription& description);
+  // Empty `candidate.candidate` = end-of-candidates.
+  // Errors: InvalidStateError when closed or before a remote description (W3C);
+  // SyntaxError for a candidate line that does not parse; OperationError when
+  // ICE refuses the candidate (W3C: "could not be successfully added").
   // Called from a callback of a connection that runs on another network thread
-  // (dedicated_network_thread), it is applied asynchronously and a failure is
-  // only logged, so that two threads never wait for each other.
-  std::string add_ice_candidate(const IceCandidate& candidate);
+  // (dedicated_network_thread), it is applied asynchronously, returns success
+  // and a failure is only logged, so that two threads never wait for each other.
+  [[nodiscard]] Result<void> add_ice_candidate(const IceCandidate& candidate);
   // The current local description including every candidate gathered so far
   // (what a non-trickle peer sends once gathering is complete).
   std::optional<SessionDescription> local_description() const;
@@ -85,8 +111,14 @@ class PeerConnection {
   void pause_receiving();
   void resume_receiving();
 
-  Expected<std::shared_ptr<DataChannel>> create_data_channel(const std::string& label,
-                                                             const DataChannelInit& init = {});
+  // Errors (W3C createDataChannel): InvalidStateError when closed; TypeError
+  // for a label or protocol over 65535 bytes, for both max_retransmits and
+  // max_packet_life_time, or for a negotiated channel without an id;
+  // OperationError for an id that is in use or beyond the negotiated streams.
+  // A channel that finds no free stream id later is closed and reports
+  // OperationError through its on_error.
+  [[nodiscard]] Result<std::shared_ptr<DataChannel>> create_data_channel(const std::string& label,
+                                                                         const DataChannelInit& init = {});
   Stats get_stats() const;
   void close();
 
@@ -101,13 +133,14 @@ class PeerConnection {
   void on_ice_gathering_state_change(std::function<void(IceGatheringState)> callback);
   void on_signaling_state_change(std::function<void(SignalingState)> callback);
   void on_data_channel(std::function<void(std::shared_ptr<DataChannel>)> callback);
-  // Connection-level errors (for example a DTLS fingerprint mismatch), with the
-  // reason; the connection state moves to "failed" as well.
-  void on_error(std::function<void(const std::string&)> callback);
-
-  explicit PeerConnection(std::shared_ptr<impl::PeerConnection> impl);
+  // Connection-level errors, always OperationError (W3C RTCError) with the
+  // reason: a DTLS failure such as a fingerprint mismatch (the connection state
+  // moves to "failed" as well) or ICE failing.
+  void on_error(std::function<void(const Error&)> callback);
 
  private:
+  explicit PeerConnection(std::shared_ptr<impl::PeerConnection> impl);
+
   std::shared_ptr<impl::PeerConnection> impl_;
 };
 

@@ -124,7 +124,7 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
     NiceAddress addr;
     nice_address_init(&addr);
     if (!nice_address_set_from_string(&addr, address.c_str())) {
-      return make_error("invalid local address '" + address + "'");
+      return make_error(ErrorCode::SyntaxError, "invalid local address '" + address + "'");
     }
     nice_agent_add_local_address(agent, &addr);
   }

@@ -422,8 +422,8 @@ Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& p
   Configuration config = options.rtc;
   if (options.observe) config.observer = options.observe(peer, session);
   auto created = PeerConnection::create(config);
-  if (!created) return make_error(created.error);
-  auto pc = *created.value;
+  if (!created) return created.error();
+  auto pc = created.value();
   std::weak_ptr<Impl> weak = weak_from_this();
   pc->on_ice_candidate([this, peer, serial](const IceCandidate& c) {
     post([peer, serial, c](Impl& self) {
@@ -445,7 +445,7 @@ Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& p
   pc->on_connection_state_change([this, peer, serial](PeerConnectionState s) {
     post([peer, serial, s](Impl& self) { self.on_pc_state(peer, serial, s); });
   });
-  pc->on_error([peer](const std::string& e) { RTCMESH_LOG(Info, "mesh", peer << ": " << e); });
+  pc->on_error([peer](const Error& e) { RTCMESH_LOG(Info, "mesh", peer << ": " << e); });
   // Channel callbacks are attached right here (not posted) so that no open or
   // message event can slip by; their work is posted.
   pc->on_data_channel([this, peer, serial](std::shared_ptr<DataChannel> ch) {
@@ -482,22 +482,22 @@ void Mesh::Impl::start_offer(const std::string& peer) {
   l.pc = *pc;
   auto ch = l.pc->create_data_channel("rtcmesh");
   if (!ch) {
-    error("cannot create the rtcmesh channel: " + ch.error);
+    error("cannot create the rtcmesh channel: " + to_string(ch.error()));
     l.pc->close();
     return;
   }
-  l.channel = *ch.value;
+  l.channel = ch.value();
   attach_control(l.channel, peer, l.serial);
   auto offer = l.pc->create_offer();
-  std::string err = offer ? l.pc->set_local_description(*offer.value) : offer.error;
-  if (!err.empty()) {
-    error("offer to " + peer + " failed: " + err);
+  Status set = offer ? l.pc->set_local_description(*offer) : Status(offer.error());
+  if (!set) {
+    error("offer to " + peer + " failed: " + to_string(set.error()));
     l.pc->close();
     return;
   }
   auto& stored = links[peer] = std::move(l);
   RTCMESH_LOG(Info, "mesh", "offer to " << peer << " session " << stored.session);
-  send_description(stored, *offer.value);
+  send_description(stored, *offer);
 }
 
 void Mesh::Impl::flush_early(Link& l) {
@@ -510,8 +510,9 @@ void Mesh::Impl::flush_early(Link& l) {
   auto now = Clock::now();
   for (auto& q : queue) {
     if (now - q.at > options.candidate_ttl) continue;
-    auto err = l.pc->add_ice_candidate(q.candidate);
-    if (!err.empty()) RTCMESH_LOG(Info, "mesh", "queued candidate from " << l.peer << ": " << err);
+    if (auto added = l.pc->add_ice_candidate(q.candidate); !added) {
+      RTCMESH_LOG(Info, "mesh", "queued candidate from " << l.peer << ": " << added.error());
+    }
   }
 }
 
@@ -530,22 +531,24 @@ void Mesh::Impl::on_offer(const std::string& from, const std::string& session, c
     }
     if (l.pc->signaling_state() == SignalingState::HaveLocalOffer) {
       if (impolite_towards(from)) return;  // our own restart offer wins
-      l.pc->set_local_description({"rollback", ""});
+      // Rolling back a local offer in have-local-offer cannot fail on an open
+      // connection; if it did, the remote offer below is refused and logged.
+      (void)l.pc->set_local_description({"rollback", ""});
     }
-    if (auto err = l.pc->set_remote_description({"offer", sdp}); !err.empty()) {
-      RTCMESH_LOG(Info, "mesh", "re-offer from " << from << " refused: " << err);
+    if (auto set = l.pc->set_remote_description({"offer", sdp}); !set) {
+      RTCMESH_LOG(Info, "mesh", "re-offer from " << from << " refused: " << set.error());
       return;
     }
     l.remote_set = true;
     flush_early(l);
     auto answer = l.pc->create_answer();
-    std::string err = answer ? l.pc->set_local_description(*answer.value) : answer.error;
-    if (!err.empty()) {
-      RTCMESH_LOG(Info, "mesh", "answer to " << from << " failed: " << err);
+    Status set = answer ? l.pc->set_local_description(*answer) : Status(answer.error());
+    if (!set) {
+      RTCMESH_LOG(Info, "mesh", "answer to " << from << " failed: " << set.error());
       return;
     }
     RTCMESH_LOG(Info, "mesh", "answered an ICE restart from " << from << " session " << session);
-    send_description(l, *answer.value);
+    send_description(l, *answer);
     return;
   }
   auto& dead = dead_sessions[from];
@@ -570,22 +573,22 @@ void Mesh::Impl::on_offer(const std::string& from, const std::string& session, c
     return;
   }
   l.pc = *pc;
-  if (auto err = l.pc->set_remote_description({"offer", sdp}); !err.empty()) {
-    RTCMESH_LOG(Info, "mesh", "offer from " << from << " refused: " << err);
+  if (auto set = l.pc->set_remote_description({"offer", sdp}); !set) {
+    RTCMESH_LOG(Info, "mesh", "offer from " << from << " refused: " << set.error());
     l.pc->close();
     return;
   }
   l.remote_set = true;
   auto answer = l.pc->create_answer();
-  std::string err = answer ? l.pc->set_local_description(*answer.value) : answer.error;
-  if (!err.empty()) {
-    RTCMESH_LOG(Info, "mesh", "answer to " << from << " failed: " << err);
+  Status set = answer ? l.pc->set_local_description(*answer) : Status(answer.error());
+  if (!set) {
+    RTCMESH_LOG(Info, "mesh", "answer to " << from << " failed: " << set.error());
     l.pc->close();
     return;
   }
   auto& stored = links[from] = std::move(l);
   RTCMESH_LOG(Info, "mesh", "answering " << from << " session " << session);
-  send_description(stored, *answer.value);
+  send_description(stored, *answer);
   flush_early(stored);
 }
 
@@ -594,8 +597,8 @@ void Mesh::Impl::on_answer(const std::string& from, const std::string& session, 
   if (it == links.end() || it->second.session != session) return;  // never creates anything
   Link& l = it->second;
   if (l.pc->signaling_state() != SignalingState::HaveLocalOffer) return;
-  if (auto err = l.pc->set_remote_description({"answer", sdp}); !err.empty()) {
-    RTCMESH_LOG(Info, "mesh", "answer from " << from << " refused: " << err);
+  if (auto set = l.pc->set_remote_description({"answer", sdp}); !set) {
+    RTCMESH_LOG(Info, "mesh", "answer from " << from << " refused: " << set.error());
     return;
   }
   l.remote_set = true;
@@ -615,8 +618,9 @@ void Mesh::Impl::on_candidate(const std::string& from, const std::string& sessio
   }
   auto it = links.find(from);
   if (it != links.end() && it->second.session == session && it->second.remote_set) {
-    auto err = it->second.pc->add_ice_candidate(candidate);
-    if (!err.empty()) RTCMESH_LOG(Info, "mesh", "candidate from " << from << ": " << err);
+    if (auto added = it->second.pc->add_ice_candidate(candidate); !added) {
+      RTCMESH_LOG(Info, "mesh", "candidate from " << from << ": " << added.error());
+    }
     return;
   }
   auto& dead = dead_sessions[from];
@@ -730,16 +734,16 @@ void Mesh::Impl::on_trouble(const std::string& peer, uint64_t serial) {
   RTCMESH_LOG(Info, "mesh", "ICE restart towards " << peer);
   l->pc->restart_ice();
   auto offer = l->pc->create_offer();
-  std::string err = offer ? l->pc->set_local_description(*offer.value) : offer.error;
-  if (!err.empty()) {
+  Status set = offer ? l->pc->set_local_description(*offer) : Status(offer.error());
+  if (!set) {
     // A connection that cannot restart is replaced by a new session (2.2).
-    RTCMESH_LOG(Info, "mesh", "ICE restart offer to " << peer << " failed: " << err);
+    RTCMESH_LOG(Info, "mesh", "ICE restart offer to " << peer << " failed: " << set.error());
     if (joined && room.count(peer)) start_offer(peer);
     else drop_link(peer, "ICE restart failed");
     return;
   }
   l->restarting = true;
-  send_description(*l, *offer.value);
+  send_description(*l, *offer);
   if (l->restart_timer) loop->cancel(l->restart_timer);
   l->restart_timer = after(options.restart_timeout, [peer, serial](Impl& self) {
     Link* x = self.link_of(peer, serial);
@@ -809,12 +813,12 @@ bool Mesh::Impl::relay_allowed(const std::string& peer) const {
 bool Mesh::Impl::send_app(const std::string& peer, const json& m, bool* relayed) {
   auto it = links.find(peer);
   if (it != links.end() && it->second.channel_open && it->second.channel) {
-    std::string err;
-    if (it->second.channel->send(dump(m), &err)) {
+    auto sent = it->second.channel->send(dump(m));
+    if (sent) {
       if (relayed) *relayed = false;
       return true;
     }
-    RTCMESH_LOG(Info, "mesh", "send to " << peer << ": " << err);
+    RTCMESH_LOG(Info, "mesh", "send to " << peer << ": " << sent.error());
   }
   if (relay_allowed(peer)) {
     send_to_hub({{"type", "relay"}, {"to", peer}, {"data", m}});
@@ -988,10 +992,10 @@ void Mesh::Impl::do_send_file(const std::string& peer, const std::string& path) 
   send_app(peer, {{"type", "file-offer"}, {"id", id}, {"name", t.name}, {"size", t.size}});
   auto ch = it->second.pc->create_data_channel("file:" + id);
   if (!ch) {
-    finish_outgoing(id, false, ch.error);
+    finish_outgoing(id, false, to_string(ch.error()));
     return;
   }
-  t.channel = *ch.value;
+  t.channel = ch.value();
   t.channel->set_buffered_amount_low_threshold(kLowWater);
   t.channel->on_open([this, id] { post([id](Impl& self) { self.pump(id); }); });
   t.channel->on_buffered_amount_low([this, id] { post([id](Impl& self) { self.pump(id); }); });
@@ -1016,9 +1020,8 @@ void Mesh::Impl::pump(const std::string& id) {
     size_t n = std::fread(buffer.data(), 1, chunk, t.file.get());
     if (n > 0) {
       t.sha->update(buffer.data(), n);
-      std::string err;
-      if (!t.channel->send(std::span<const uint8_t>(buffer.data(), n), &err)) {
-        finish_outgoing(id, false, "send failed: " + err);
+      if (auto sent = t.channel->send(std::span<const uint8_t>(buffer.data(), n)); !sent) {
+        finish_outgoing(id, false, "send failed: " + to_string(sent.error()));
         return;
       }
       t.sent += n;
@@ -1033,7 +1036,10 @@ void Mesh::Impl::pump(const std::string& id) {
       t.hex = crypto::to_hex(t.sha->finish());
       if (t.sent != t.size) RTCMESH_LOG(Warn, "mesh", t.path << " changed size while being sent");
       json end{{"type", "file-end"}, {"id", id}, {"size", t.sent}, {"sha256", t.hex}};
-      t.channel->send(dump(end));
+      if (auto sent = t.channel->send(dump(end)); !sent) {
+        finish_outgoing(id, false, "send failed: " + to_string(sent.error()));
+        return;
+      }
     }
   }
   auto now = Clock::now();

@@ -35,23 +35,21 @@ DataChannelStats DataChannel::stats() const {
   return d;
 }
 
-bool DataChannel::send(uint32_t ppid, std::span<const uint8_t> data, std::string* error) {
-  auto fail = [error](std::string message) {
-    if (error) *error = std::move(message);
-    return false;
-  };
+Status DataChannel::send(uint32_t ppid, std::span<const uint8_t> data) {
   if (state != DataChannelState::Open) {
-    return fail("InvalidStateError: the channel is " + std::string(to_string(state.load())));
+    return make_error(ErrorCode::InvalidStateError, "the channel is " + std::string(to_string(state.load())));
   }
   if (data.size() > remote_max_message_size) {
-    return fail("TypeError: message of " + std::to_string(data.size()) +
-                " bytes exceeds the maximum message size " + std::to_string(remote_max_message_size));
+    return make_error(ErrorCode::TypeError, "message of " + std::to_string(data.size()) +
+                                                " bytes exceeds the maximum message size " +
+                                                std::to_string(remote_max_message_size));
   }
   if (buffered_amount() + data.size() > kMaxBufferedBytes) {
-    return fail("OperationError: send queue full (" + std::to_string(buffered_amount()) + " bytes buffered)");
+    return make_error(ErrorCode::OperationError,
+                      "send queue full (" + std::to_string(buffered_amount()) + " bytes buffered)");
   }
   auto pc_locked = pc.lock();
-  if (!pc_locked) return fail("InvalidStateError: the connection is gone");
+  if (!pc_locked) return make_error(ErrorCode::InvalidStateError, "the connection is gone");
   // RFC 8831 section 6.6: an empty message is sent as one byte with PPID 56/57.
   std::vector<uint8_t> payload;
   uint32_t wire_ppid = ppid;
@@ -73,7 +71,7 @@ bool DataChannel::send(uint32_t ppid, std::span<const uint8_t> data, std::string
       pc_locked->send_message(self, wire_ppid, std::move(payload), user_bytes);
     });
   }
-  return true;
+  return {};
 }
 
 void DataChannel::close() {
@@ -158,14 +156,13 @@ size_t DataChannel::buffered_amount_low_threshold() const { return impl_->low_th
 void DataChannel::set_buffered_amount_low_threshold(size_t bytes) { impl_->low_threshold = bytes; }
 size_t DataChannel::max_message_size() const { return impl_->remote_max_message_size; }
 
-bool DataChannel::send(std::string_view text, std::string* error) {
+Result<void> DataChannel::send(std::string_view text) {
   return impl_->send(static_cast<uint32_t>(dcep::Ppid::String),
-                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
-                     error);
+                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
-bool DataChannel::send(std::span<const uint8_t> binary, std::string* error) {
-  return impl_->send(static_cast<uint32_t>(dcep::Ppid::Binary), binary, error);
+Result<void> DataChannel::send(std::span<const uint8_t> binary) {
+  return impl_->send(static_cast<uint32_t>(dcep::Ppid::Binary), binary);
 }
 
 void DataChannel::close() { impl_->close(); }
@@ -178,7 +175,7 @@ RTCMESH_DC_SETTER(on_open, void())
 RTCMESH_DC_SETTER(on_message, void(const Message&))
 RTCMESH_DC_SETTER(on_closing, void())
 RTCMESH_DC_SETTER(on_close, void())
-RTCMESH_DC_SETTER(on_error, void(const std::string&))
+RTCMESH_DC_SETTER(on_error, void(const Error&))
 RTCMESH_DC_SETTER(on_buffered_amount_low, void())
 #undef RTCMESH_DC_SETTER
 

@@ -92,11 +92,16 @@ PeerConnection::PeerConnection(Configuration cfg, std::shared_ptr<base::Loop> lp
     : config(std::move(cfg)),
       loop(std::move(lp)),
       cert(std::move(certificate)),
-      ice_config(std::move(ice_cfg)) {
+      ice_config(std::move(ice_cfg)),
+      router_(loop, config.observer) {
   session_id_ = random_u62();
 }
 
 Status PeerConnection::init() {
+  router_.set_owner(weak_from_this());
+  router_.on_remote_channel = [this](const std::shared_ptr<DataChannel>& channel) {
+    if (on_data_channel) on_data_channel(std::shared_ptr<rtcmesh::DataChannel>(new rtcmesh::DataChannel(channel)));
+  };
   ice::Callbacks callbacks;
   callbacks.on_state = [this](ice::State s) { handle_ice_state(s); };
   callbacks.on_gathering_state = [this](ice::GatheringState s) { handle_gathering_state(s); };
@@ -127,10 +132,10 @@ Result<sdp::SessionDescription> PeerConnection::base_description(sdp::Setup setu
 }
 
 Result<sdp::SessionDescription> PeerConnection::create_offer() {
-  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
   if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveLocalOffer) {
-    return make_error("InvalidStateError: cannot create an offer in signaling state " +
-                      std::string(to_string(signaling_state.load())));
+    return make_error(ErrorCode::InvalidStateError, "cannot create an offer in signaling state " +
+                                                        std::string(to_string(signaling_state.load())));
   }
   bool restarted = false;
   if (restart_pending_) {
@@ -152,10 +157,10 @@ Result<sdp::SessionDescription> PeerConnection::create_offer() {
 }
 
 Result<sdp::SessionDescription> PeerConnection::create_answer() {
-  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
   if (signaling_state != SignalingState::HaveRemoteOffer) {
-    return make_error("InvalidStateError: cannot create an answer in signaling state " +
-                      std::string(to_string(signaling_state.load())));
+    return make_error(ErrorCode::InvalidStateError, "cannot create an answer in signaling state " +
+                                                        std::string(to_string(signaling_state.load())));
   }
   ++session_version_;
   // RFC 5763 section 5: the answerer should take the active (client) role.
@@ -173,7 +178,7 @@ Result<sdp::SessionDescription> PeerConnection::create_answer() {
 }
 
 Status PeerConnection::set_local_description(const SessionDescription& description) {
-  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
   std::string type = description.type;
   if (type.empty()) {
     type = (signaling_state == SignalingState::HaveRemoteOffer) ? "answer" : "offer";
@@ -181,13 +186,13 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
   std::optional<sdp::SessionDescription> desc;
   if (!description.sdp.empty()) {
     auto parsed = sdp::parse(description.sdp);
-    if (!parsed) return make_error("invalid local description: " + parsed.error().message);
+    if (!parsed) return make_error(parsed.error().code, "invalid local description: " + parsed.error().message);
     desc = std::move(parsed.value());
   }
   if (type == "offer") {
     if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveLocalOffer) {
-      return make_error("InvalidStateError: cannot set a local offer in state " +
-                        std::string(to_string(signaling_state.load())));
+      return make_error(ErrorCode::InvalidStateError,
+                        "cannot set a local offer in state " + std::string(to_string(signaling_state.load())));
     }
     if (!desc) {
       if (!last_offer_) {
@@ -197,7 +202,7 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
       desc = last_offer_;
     }
     if (desc->ice_ufrag != ice_->local_ufrag()) {
-      return make_error("InvalidModificationError: the offer's ice-ufrag is not ours");
+      return make_error(ErrorCode::InvalidModificationError, "the offer's ice-ufrag is not ours");
     }
     local_ = desc;
     local_type_ = "offer";
@@ -211,8 +216,8 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
   } else if (type == "answer" || type == "pranswer") {
     if (signaling_state != SignalingState::HaveRemoteOffer &&
         signaling_state != SignalingState::HaveLocalPranswer) {
-      return make_error("InvalidStateError: cannot set a local answer in state " +
-                        std::string(to_string(signaling_state.load())));
+      return make_error(ErrorCode::InvalidStateError,
+                        "cannot set a local answer in state " + std::string(to_string(signaling_state.load())));
     }
     if (!desc) {
       if (!last_answer_) {
@@ -222,7 +227,7 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
       desc = last_answer_;
     }
     if (!desc->setup || *desc->setup == sdp::Setup::ActPass) {
-      return make_error("invalid local answer: a=setup must be active or passive");
+      return make_error(ErrorCode::InvalidAccessError, "invalid local answer: a=setup must be active or passive");
     }
     local_ = desc;
     local_type_ = type;
@@ -239,7 +244,7 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
     }
     return {};
   } else {
-    return make_error("TypeError: unknown description type '" + type + "'");
+    return make_error(ErrorCode::TypeError, "unknown description type '" + type + "'");
   }
   if (auto s = ice_->gather(); !s) return s;
   maybe_start_transports();
@@ -247,9 +252,9 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
 }
 
 Status PeerConnection::set_remote_description(const SessionDescription& description) {
-  if (closed_) return make_error("InvalidStateError: the connection is closed");
+  if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
   auto type = sdp::parse_type(description.type);
-  if (!type) return make_error("TypeError: unknown description type '" + description.type + "'");
+  if (!type) return make_error(ErrorCode::TypeError, "unknown description type '" + description.type + "'");
   if (*type == sdp::Type::Rollback) {
     if (signaling_state == SignalingState::HaveRemoteOffer) {
       remote_.reset();
@@ -260,15 +265,17 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
   auto parsed = sdp::parse(description.sdp);
   if (!parsed) {
     if (config.observer) config.observer->on_error("invalid-remote-description", parsed.error().message);
-    return make_error("invalid remote description: " + parsed.error().message);
+    return make_error(parsed.error().code, "invalid remote description: " + parsed.error().message);
   }
   sdp::SessionDescription& desc = parsed.value();
-  if (desc.fingerprints.empty()) return make_error("invalid remote description: no a=fingerprint");
+  if (desc.fingerprints.empty()) {
+    return make_error(ErrorCode::InvalidAccessError, "invalid remote description: no a=fingerprint");
+  }
 
   if (*type == sdp::Type::Offer) {
     if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveRemoteOffer) {
-      return make_error("InvalidStateError: cannot set a remote offer in state " +
-                        std::string(to_string(signaling_state.load())));
+      return make_error(ErrorCode::InvalidStateError,
+                        "cannot set a remote offer in state " + std::string(to_string(signaling_state.load())));
     }
     if (!dtls_) {
       controlling_ = false;
@@ -277,11 +284,11 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
   } else {
     if (signaling_state != SignalingState::HaveLocalOffer &&
         signaling_state != SignalingState::HaveRemotePranswer) {
-      return make_error("InvalidStateError: cannot set a remote answer in state " +
-                        std::string(to_string(signaling_state.load())));
+      return make_error(ErrorCode::InvalidStateError,
+                        "cannot set a remote answer in state " + std::string(to_string(signaling_state.load())));
     }
     if (desc.setup == sdp::Setup::ActPass) {
-      return make_error("invalid remote answer: a=setup:actpass is not allowed in an answer");
+      return make_error(ErrorCode::InvalidAccessError, "invalid remote answer: a=setup:actpass is not allowed in an answer");
     }
     if (!dtls_role_) {
       // The remote's role decides ours; absent setup in an answer means active (RFC 4145).
@@ -306,12 +313,10 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
     }
   }
   if (desc.end_of_candidates) ice_->remote_gathering_done();
-  remote_max_message_size_ = !desc.max_message_size ? kDefaultRemoteMaxMessageSize
-                             : *desc.max_message_size == 0
-                                 ? kMaxSendMessageSize
-                                 : std::min<size_t>(*desc.max_message_size, kMaxSendMessageSize);
-  for (auto& [id, channel] : channels_) channel->remote_max_message_size = remote_max_message_size_;
-  for (auto& channel : pending_channels_) channel->remote_max_message_size = remote_max_message_size_;
+  router_.set_remote_max_message_size(!desc.max_message_size ? kDefaultRemoteMaxMessageSize
+                                      : *desc.max_message_size == 0
+                                          ? kMaxSendMessageSize
+                                          : std::min<size_t>(*desc.max_message_size, kMaxSendMessageSize));
   if (config.observer) {
     observe_description(*type == sdp::Type::Offer ? ObservedDescription::Kind::OfferReceived
                                                    : ObservedDescription::Kind::AnswerReceived,
@@ -331,8 +336,8 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
 }
 
 Status PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
-  if (closed_) return make_error("InvalidStateError: the connection is closed");
-  if (!remote_) return make_error("InvalidStateError: no remote description yet");
+  if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
+  if (!remote_) return make_error(ErrorCode::InvalidStateError, "no remote description yet");
   if (candidate.candidate.empty()) {
     ice_->remote_gathering_done();
     return {};
@@ -340,7 +345,7 @@ Status PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
   auto parsed = sdp::parse_candidate(candidate.candidate);
   if (!parsed) {
     if (config.observer) config.observer->on_error("invalid-candidate", parsed.error().message);
-    return make_error("invalid candidate: " + parsed.error().message);
+    return make_error(parsed.error().code, "invalid candidate: " + parsed.error().message);
   }
   if (auto s = ice_->add_remote_candidate(*parsed); !s) return s;
   if (config.observer) config.observer->on_candidate(observed(*parsed, false));
@@ -375,15 +380,15 @@ void PeerConnection::maybe_start_transports() {
   sctp::Callbacks callbacks;
   callbacks.on_state = [this](sctp::State s, const std::string& error) { handle_sctp_state(s, error); };
   callbacks.on_message = [this](uint16_t stream, uint32_t ppid, ByteSpan message) {
-    handle_sctp_message(stream, ppid, message);
+    router_.handle_message(stream, ppid, message);
   };
-  callbacks.on_stream_reset = [this](uint16_t stream) { handle_stream_reset(stream); };
+  callbacks.on_stream_reset = [this](uint16_t stream) { router_.handle_stream_reset(stream); };
   callbacks.on_buffered_amount = [this](uint16_t stream, size_t amount) {
-    handle_buffered_amount(stream, amount);
+    router_.handle_buffered_amount(stream, amount);
   };
   sctp_ = std::make_unique<sctp::SctpTransport>(*loop, *dtls_, options, std::move(callbacks));
   if (receive_paused_) sctp_->set_receive_paused(true);
-  assign_stream_ids();
+  router_.attach(sctp_.get(), *dtls_role_);
   // The server waits for the ClientHello; packets that arrived early are replayed.
   if (*dtls_role_ == dtls::Role::Server || ice_->state() == ice::State::Connected ||
       ice_->state() == ice::State::Completed) {
@@ -443,7 +448,7 @@ void PeerConnection::handle_ice_state(ice::State state) {
     // so an ICE restart can bring a failed connection back (W3C: failed -> checking).
     auto reason = ice_->failure_reason();
     RTCMESH_LOG(Info, "peer", "ICE failed" << (reason.empty() ? "" : ": ") << reason);
-    if (on_error) on_error("ICE failed" + (reason.empty() ? std::string() : ": " + reason));
+    if (on_error) on_error(make_error(ErrorCode::OperationError, "ICE failed" + (reason.empty() ? std::string() : ": " + reason)));
     if (config.observer) config.observer->on_error("ice-failed", reason.empty() ? "ICE failed" : reason);
   }
   bool up = state == ice::State::Connected || state == ice::State::Completed;
@@ -484,24 +489,9 @@ void PeerConnection::handle_dtls_state(dtls::State state, const std::string& err
     }
     // close_notify from the peer: its data channels are gone.
     if (!end_reason_) end_reason_ = "remote-closed";
-    close_all_channels();
+    router_.close_all();
   }
   update_connection_state();
-}
-
-void PeerConnection::close_all_channels() {
-  // Moved out first: on_close handlers may call back into the connection.
-  auto channels = std::move(channels_);
-  channels_.clear();
-  auto pending = std::move(pending_channels_);
-  pending_channels_.clear();
-  auto end = [this](const std::shared_ptr<DataChannel>& channel) {
-    if (channel->state == DataChannelState::Closed) return;
-    ++channels_closed_;
-    channel->set_closed();
-  };
-  for (auto& [id, channel] : channels) end(channel);
-  for (auto& channel : pending) end(channel);
 }
 
 void PeerConnection::handle_sctp_state(sctp::State state, const std::string& error) {
@@ -511,7 +501,7 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
     last_receive_ = std::chrono::steady_clock::now();
     if (liveness_timer_ == 0) check_liveness();
     schedule_stats();
-    open_channels();
+    router_.open_all();
   } else if (state == sctp::State::Closed || state == sctp::State::Failed) {
     if (closed_) {
       // Our graceful close completed: finish the teardown outside this callback.
@@ -520,7 +510,7 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
     }
     sctp_connected_ = false;
     if (!end_reason_) end_reason_ = "remote-closed";
-    close_all_channels();
+    router_.close_all();
     // An ABORT from the peer (its close()) or an SCTP timeout ends the data
     // channels; the connection state itself follows ICE and DTLS (W3C), which
     // report a vanished peer through consent freshness.
@@ -530,238 +520,21 @@ void PeerConnection::handle_sctp_state(sctp::State state, const std::string& err
   }
 }
 
-void PeerConnection::assign_stream_ids() {
-  if (!dtls_role_) return;
-  // RFC 8832 section 6: the DTLS client uses even stream ids, the server odd ones.
-  uint16_t next = *dtls_role_ == dtls::Role::Client ? 0 : 1;
-  auto pending = std::move(pending_channels_);
-  pending_channels_.clear();
-  for (auto& channel : pending) {
-    while (next < kMaxStreams && channels_.count(next)) next = static_cast<uint16_t>(next + 2);
-    if (next >= kMaxStreams) {
-      channel->set_closed();
-      if (channel->on_error) channel->on_error("OperationError: no free SCTP stream id");
-      continue;
-    }
-    channel->stream = next;
-    channels_[next] = channel;
-  }
-}
-
-void PeerConnection::open_channels() {
-  for (auto& [id, channel] : std::map(channels_)) {
-    if (channel->state == DataChannelState::Connecting) open_channel(channel);
-  }
-}
-
-void PeerConnection::open_channel(const std::shared_ptr<DataChannel>& channel) {
-  if (!channel->negotiated) {
-    dcep::Open open;
-    bool unordered = !channel->ordered;
-    if (channel->max_retransmits) {
-      open.channel_type = unordered ? dcep::ChannelType::PartialReliableRexmitUnordered
-                                    : dcep::ChannelType::PartialReliableRexmit;
-      open.reliability_parameter = *channel->max_retransmits;
-    } else if (channel->max_packet_life_time) {
-      open.channel_type = unordered ? dcep::ChannelType::PartialReliableTimedUnordered
-                                    : dcep::ChannelType::PartialReliableTimed;
-      open.reliability_parameter = *channel->max_packet_life_time;
-    } else {
-      open.channel_type = unordered ? dcep::ChannelType::ReliableUnordered : dcep::ChannelType::Reliable;
-    }
-    open.label = channel->label;
-    open.protocol = channel->protocol;
-    auto bytes = dcep::serialize(open);
-    // RFC 8832 section 6: DCEP messages are sent reliably and in order.
-    sctp_->send(static_cast<uint16_t>(channel->stream.load()), static_cast<uint32_t>(dcep::Ppid::Dcep),
-                ByteSpan(bytes.data(), bytes.size()), sctp::SendOptions{});
-  } else {
-    channel->acked = true;
-  }
-  ++channels_opened_;
-  channel->set_open();
-}
-
-std::shared_ptr<DataChannel> PeerConnection::find_channel(uint16_t stream) const {
-  auto it = channels_.find(stream);
-  return it == channels_.end() ? nullptr : it->second;
-}
-
-void PeerConnection::handle_sctp_message(uint16_t stream, uint32_t ppid, ByteSpan message) {
-  if (ppid == static_cast<uint32_t>(dcep::Ppid::Dcep)) {
-    handle_dcep(stream, message);
-    return;
-  }
-  auto channel = find_channel(stream);
-  if (!channel || channel->state == DataChannelState::Closed) {
-    RTCMESH_LOG(Debug, "peer", "message on unknown stream " << stream << " dropped");
-    return;
-  }
-  Message m;
-  switch (static_cast<dcep::Ppid>(ppid)) {
-    case dcep::Ppid::String:
-    case dcep::Ppid::StringPartial:
-      m.binary = false;
-      m.data = message;
-      break;
-    case dcep::Ppid::Binary:
-    case dcep::Ppid::BinaryPartial:
-      m.binary = true;
-      m.data = message;
-      break;
-    case dcep::Ppid::StringEmpty:
-      m.binary = false;
-      break;
-    case dcep::Ppid::BinaryEmpty:
-      m.binary = true;
-      break;
-    default:
-      RTCMESH_LOG(Debug, "peer", "unknown PPID " << ppid << " dropped");
-      return;
-  }
-  // Any user message on the stream implies the remote saw our OPEN (RFC 8832 section 6).
-  channel->acked = true;
-  ++channel->messages_received;
-  channel->bytes_received += m.data.size();
-  if (config.observer) config.observer->on_message(false, channel->label, m.data.size());
-  if (channel->on_message) channel->on_message(m);
-}
-
-void PeerConnection::handle_dcep(uint16_t stream, ByteSpan message) {
-  auto parsed = dcep::parse(message);
-  if (!parsed) {
-    RTCMESH_LOG(Warn, "peer", "bad DCEP message on stream " << stream << ": " << parsed.error().message);
-    return;
-  }
-  if (std::holds_alternative<dcep::Ack>(*parsed)) {
-    if (auto channel = find_channel(stream)) channel->acked = true;
-    return;
-  }
-  const auto& open = std::get<dcep::Open>(*parsed);
-  // The remote opens on its own parity: odd if we are the DTLS client.
-  bool remote_parity_ok = dtls_role_ && ((stream % 2 == 1) == (*dtls_role_ == dtls::Role::Client));
-  if (!remote_parity_ok || channels_.count(stream) || stream >= kMaxStreams) {
-    RTCMESH_LOG(Warn, "peer", "DATA_CHANNEL_OPEN on stream " << stream
-                                  << " violates the id rules; resetting the stream");
-    sctp_->reset_stream(stream);
-    return;
-  }
-  DataChannelInit init;
-  init.protocol = open.protocol;
-  init.ordered = dcep::is_ordered(open.channel_type);
-  switch (open.channel_type) {
-    case dcep::ChannelType::PartialReliableRexmit:
-    case dcep::ChannelType::PartialReliableRexmitUnordered:
-      init.max_retransmits = static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
-      break;
-    case dcep::ChannelType::PartialReliableTimed:
-    case dcep::ChannelType::PartialReliableTimedUnordered:
-      init.max_packet_life_time = static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
-      break;
-    default:
-      break;
-  }
-  auto channel = std::make_shared<DataChannel>(weak_from_this(), loop, open.label, init);
-  channel->stream = stream;
-  channel->acked = true;
-  channel->remote_max_message_size = remote_max_message_size_;
-  channels_[stream] = channel;
-  auto ack = dcep::serialize_ack();
-  sctp_->send(stream, static_cast<uint32_t>(dcep::Ppid::Dcep), ByteSpan(ack.data(), ack.size()),
-              sctp::SendOptions{});
-  ++channels_opened_;
-  channel->state = DataChannelState::Open;
-  if (config.observer) config.observer->on_data_channel_open(channel->label, stream, channel->protocol);
-  if (on_data_channel) on_data_channel(std::make_shared<rtcmesh::DataChannel>(channel));
-  if (channel->on_open) channel->on_open();
-}
-
-void PeerConnection::handle_stream_reset(uint16_t stream) {
-  auto channel = find_channel(stream);
-  if (!channel) return;
-  channels_.erase(stream);
-  if (channel->state != DataChannelState::Closed) {
-    ++channels_closed_;
-    channel->set_closed();
-  }
-}
-
-void PeerConnection::handle_buffered_amount(uint16_t stream, size_t amount) {
-  if (auto channel = find_channel(stream)) channel->update_sctp_buffered(amount);
-}
-
 void PeerConnection::send_message(const std::shared_ptr<DataChannel>& channel, uint32_t ppid,
                                   std::vector<uint8_t> payload, size_t user_bytes) {
-  // The bytes leave our "posted" count here; the channel fires bufferedamountlow
-  // if the total drops across its threshold (including when SCTP took them all).
-  size_t before = channel->buffered_amount();
-  channel->posted_bytes -= user_bytes;
-  if (!sctp_ || channel->state != DataChannelState::Open || channel->stream < 0) {
-    channel->amount_decreased(before);
-    return;
-  }
-  sctp::SendOptions options;
-  // Until the DCEP ACK arrives, user messages must be ordered (RFC 8832 section 6).
-  options.unordered = !channel->ordered && channel->acked;
-  if (channel->max_retransmits) {
-    options.reliability = sctp::Reliability::MaxRetransmits;
-    options.reliability_value = *channel->max_retransmits;
-  } else if (channel->max_packet_life_time) {
-    options.reliability = sctp::Reliability::MaxLifetimeMs;
-    options.reliability_value = *channel->max_packet_life_time;
-  }
-  auto stream = static_cast<uint16_t>(channel->stream.load());
-  if (sctp_->send(stream, ppid, ByteSpan(payload.data(), payload.size()), options)) {
-    ++channel->messages_sent;
-    channel->bytes_sent += user_bytes;
-    if (config.observer) config.observer->on_message(true, channel->label, user_bytes);
-    channel->sctp_buffered = sctp_->buffered_amount(stream);
-  } else if (channel->on_error) {
-    channel->on_error("OperationError: SCTP refused the message");
-  }
-  channel->amount_decreased(before);
+  router_.send(channel, ppid, std::move(payload), user_bytes);
 }
 
 void PeerConnection::close_channel(const std::shared_ptr<DataChannel>& channel) {
-  auto state = channel->state.load();
-  if (state == DataChannelState::Closing || state == DataChannelState::Closed) return;
-  if (!sctp_connected_ || channel->stream < 0) {
-    pending_channels_.erase(std::remove(pending_channels_.begin(), pending_channels_.end(), channel),
-                            pending_channels_.end());
-    if (channel->stream >= 0) channels_.erase(static_cast<uint16_t>(channel->stream.load()));
-    channel->set_closed();
-    return;
-  }
-  channel->state = DataChannelState::Closing;
-  if (channel->on_closing) channel->on_closing();
-  sctp_->reset_stream(static_cast<uint16_t>(channel->stream.load()));
+  router_.close(channel, sctp_connected_);
 }
 
 Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,
                                                                          const DataChannelInit& init) {
-  if (closed_) return make_error("InvalidStateError: the connection is closed");
-  if (label.size() > 65535) return make_error("TypeError: label longer than 65535 bytes");
-  if (init.protocol.size() > 65535) return make_error("TypeError: protocol longer than 65535 bytes");
-  if (init.max_retransmits && init.max_packet_life_time) {
-    return make_error("TypeError: maxRetransmits and maxPacketLifeTime are mutually exclusive");
-  }
-  if (init.negotiated && !init.id) return make_error("TypeError: a negotiated channel needs an id");
-  if (init.id && *init.id >= kMaxStreams) {
-    return make_error("OperationError: channel id " + std::to_string(*init.id) + " exceeds the " +
-                      std::to_string(kMaxStreams) + " negotiated SCTP streams");
-  }
-  auto channel = std::make_shared<DataChannel>(weak_from_this(), loop, label, init);
-  channel->remote_max_message_size = remote_max_message_size_;
-  if (init.id) {
-    if (channels_.count(*init.id)) {
-      return make_error("OperationError: channel id " + std::to_string(*init.id) + " is in use");
-    }
-    channel->stream = *init.id;
-    channels_[*init.id] = channel;
-  } else {
-    pending_channels_.push_back(channel);
-    if (dtls_role_ && dtls_) assign_stream_ids();
-  }
+  if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
+  auto created = router_.create(label, init);
+  if (!created) return created;
+  auto channel = created.value();
   if (sctp_connected_ && channel->stream >= 0) {
     // On a live association the channel opens in a later task, as in browsers: the
     // caller attaches on_open after create_data_channel returns and must still see it.
@@ -769,7 +542,7 @@ Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const s
       auto self = weak.lock();
       if (self && !self->closed_ && self->sctp_connected_ &&
           channel->state == DataChannelState::Connecting) {
-        self->open_channel(channel);
+        self->router_.open(channel);
       }
     });
   }
@@ -805,7 +578,7 @@ void PeerConnection::fail(const std::string& error) {
   failed_ = true;
   end_reason_ = "failed";
   RTCMESH_LOG(Info, "peer", "connection failed: " << error);
-  if (on_error) on_error(error);
+  if (on_error) on_error(make_error(ErrorCode::OperationError, error));
   if (config.observer) config.observer->on_error("connection-failed", error);
   update_connection_state();
 }
@@ -849,8 +622,6 @@ Stats PeerConnection::get_stats() const {
   Stats stats;
   stats.timestamp_ms = std::chrono::duration<double, std::milli>(
                            std::chrono::system_clock::now().time_since_epoch()).count();
-  stats.data_channels_opened = channels_opened_;
-  stats.data_channels_closed = channels_closed_;
   if (ice_) {
     stats.transport.bytes_sent = ice_->bytes_sent();
     stats.transport.bytes_received = ice_->bytes_received();
@@ -883,9 +654,7 @@ Stats PeerConnection::get_stats() const {
   }
   stats.transport.dtls_state = dtls_ ? dtls::to_string(dtls_->state()) : "new";
   stats.transport.dtls_role = !dtls_role_ ? "unknown" : *dtls_role_ == dtls::Role::Client ? "client" : "server";
-  auto add = [&stats](const std::shared_ptr<DataChannel>& c) { stats.data_channels.push_back(c->stats()); };
-  for (const auto& [id, channel] : channels_) add(channel);
-  for (const auto& channel : pending_channels_) add(channel);
+  router_.add_stats(stats);
   return stats;
 }
 
@@ -897,7 +666,7 @@ void PeerConnection::close() {
   const PeerConnectionState final_state = connection_state;
   connection_state = PeerConnectionState::Closed;
   ice_state = IceConnectionState::Closed;
-  close_all_channels();
+  router_.close_all();
   if (stats_timer_ != 0) loop->cancel(stats_timer_);
   stats_timer_ = 0;
   if (config.observer) {
@@ -935,6 +704,7 @@ void PeerConnection::finish_teardown() {
   if (teardown_timer_ != 0) loop->cancel(teardown_timer_);
   if (liveness_timer_ != 0) loop->cancel(liveness_timer_);
   liveness_timer_ = 0;
+  router_.detach();
   sctp_.reset();
   if (dtls_) dtls_->close();
   dtls_.reset();
@@ -962,11 +732,14 @@ auto on_loop(const std::shared_ptr<impl::PeerConnection>& pc, F&& fn) {
 
 }  // namespace
 
-Expected<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configuration& config) {
+Result<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configuration& config) {
+  if (config.max_message_size < 1024) {
+    return make_error(ErrorCode::RangeError, "max_message_size must be at least 1024");
+  }
   auto servers = impl::resolve_ice_servers(config.ice_servers);
-  if (!servers) return {std::nullopt, servers.error().message};
+  if (!servers) return servers.error();
   auto cert = dtls::Certificate::generate();
-  if (!cert) return {std::nullopt, cert.error().message};
+  if (!cert) return cert.error();
   (void)cert.value()->dtls_context();  // built here, off the network thread
   ice::Config ice_config;
   ice_config.servers = std::move(servers.value());
@@ -976,66 +749,56 @@ Expected<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configura
   ice_config.local_addresses = config.gather_addresses;
   ice_config.tcp = config.enable_ice_tcp;
   ice_config.regular_nomination = config.ice_regular_nomination;
-  if (config.max_message_size < 1024) return {std::nullopt, "max_message_size must be at least 1024"};
   auto loop = config.dedicated_network_thread ? std::make_shared<base::Loop>() : base::Loop::shared();
   auto impl = std::make_shared<impl::PeerConnection>(config, std::move(loop), cert.value(),
                                                      std::move(ice_config));
   Status status;
   impl->loop->run_sync([&] { status = impl->init(); });
-  if (!status) return {std::nullopt, status.error().message};
-  return {std::make_shared<PeerConnection>(impl), {}};
+  if (!status) return status.error();
+  return std::shared_ptr<PeerConnection>(new PeerConnection(std::move(impl)));
 }
 
 PeerConnection::PeerConnection(std::shared_ptr<impl::PeerConnection> impl) : impl_(std::move(impl)) {}
 
 PeerConnection::~PeerConnection() { close(); }
 
-Expected<SessionDescription> PeerConnection::create_offer() {
-  return on_loop(impl_, [&]() -> Expected<SessionDescription> {
+Result<SessionDescription> PeerConnection::create_offer() {
+  return on_loop(impl_, [&]() -> Result<SessionDescription> {
     auto d = impl_->create_offer();
-    if (!d) return {std::nullopt, d.error().message};
-    return {SessionDescription{"offer", sdp::serialize(*d)}, {}};
+    if (!d) return d.error();
+    return SessionDescription{"offer", sdp::serialize(*d)};
   });
 }
 
-Expected<SessionDescription> PeerConnection::create_answer() {
-  return on_loop(impl_, [&]() -> Expected<SessionDescription> {
+Result<SessionDescription> PeerConnection::create_answer() {
+  return on_loop(impl_, [&]() -> Result<SessionDescription> {
     auto d = impl_->create_answer();
-    if (!d) return {std::nullopt, d.error().message};
-    return {SessionDescription{"answer", sdp::serialize(*d)}, {}};
+    if (!d) return d.error();
+    return SessionDescription{"answer", sdp::serialize(*d)};
   });
 }
 
-std::string PeerConnection::set_local_description(const SessionDescription& description) {
-  return on_loop(impl_, [&]() -> std::string {
-    auto s = impl_->set_local_description(description);
-    return s ? std::string() : s.error().message;
-  });
+Result<void> PeerConnection::set_local_description(const SessionDescription& description) {
+  return on_loop(impl_, [&] { return impl_->set_local_description(description); });
 }
 
-std::string PeerConnection::set_remote_description(const SessionDescription& description) {
-  return on_loop(impl_, [&]() -> std::string {
-    auto s = impl_->set_remote_description(description);
-    return s ? std::string() : s.error().message;
-  });
+Result<void> PeerConnection::set_remote_description(const SessionDescription& description) {
+  return on_loop(impl_, [&] { return impl_->set_remote_description(description); });
 }
 
-std::string PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
+Result<void> PeerConnection::add_ice_candidate(const IceCandidate& candidate) {
   // From the callback of a connection on another network thread, waiting here
   // could deadlock against a call going the other way: apply it asynchronously
   // (as W3C addIceCandidate is) and log a failure instead of returning it.
   if (base::Loop::on_any_loop_thread() && !impl_->loop->in_loop_thread()) {
     impl_->loop->post([impl = impl_, candidate] {
       if (auto s = impl->add_ice_candidate(candidate); !s) {
-        RTCMESH_LOG(Warn, "peer", "candidate not added: " << s.error().message);
+        RTCMESH_LOG(Warn, "peer", "candidate not added: " << s.error());
       }
     });
     return {};
   }
-  return on_loop(impl_, [&]() -> std::string {
-    auto s = impl_->add_ice_candidate(candidate);
-    return s ? std::string() : s.error().message;
-  });
+  return on_loop(impl_, [&] { return impl_->add_ice_candidate(candidate); });
 }
 
 std::optional<SessionDescription> PeerConnection::local_description() const {
@@ -1071,12 +834,12 @@ void PeerConnection::resume_receiving() {
   else impl_->loop->post([impl = impl_] { impl->apply_receive_paused(); });
 }
 
-Expected<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,
-                                                                           const DataChannelInit& init) {
-  return on_loop(impl_, [&]() -> Expected<std::shared_ptr<DataChannel>> {
+Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,
+                                                                         const DataChannelInit& init) {
+  return on_loop(impl_, [&]() -> Result<std::shared_ptr<DataChannel>> {
     auto c = impl_->create_data_channel(label, init);
-    if (!c) return {std::nullopt, c.error().message};
-    return {std::make_shared<DataChannel>(c.value()), {}};
+    if (!c) return c.error();
+    return std::shared_ptr<DataChannel>(new DataChannel(c.value()));
   });
 }
 
@@ -1091,8 +854,10 @@ void PeerConnection::close() {
   impl_->loop->run_sync([impl = impl_] { impl->close(); });
 }
 
-bool wait_for_closing_connections(std::chrono::milliseconds timeout) {
-  return impl::pending_shutdowns().wait(timeout);
+Result<void> wait_for_closing_connections(std::chrono::milliseconds timeout) {
+  if (impl::pending_shutdowns().wait(timeout)) return {};
+  return make_error(ErrorCode::TimeoutError, "connections still closing after " +
+                                                 std::to_string(timeout.count()) + " ms");
 }
 
 PeerConnectionState PeerConnection::connection_state() const { return impl_->connection_state; }
@@ -1110,7 +875,7 @@ RTCMESH_SETTER(on_ice_connection_state_change, void(IceConnectionState))
 RTCMESH_SETTER(on_ice_gathering_state_change, void(IceGatheringState))
 RTCMESH_SETTER(on_signaling_state_change, void(SignalingState))
 RTCMESH_SETTER(on_data_channel, void(std::shared_ptr<DataChannel>))
-RTCMESH_SETTER(on_error, void(const std::string&))
+RTCMESH_SETTER(on_error, void(const Error&))
 #undef RTCMESH_SETTER
 
 }  // namespace rtcmesh

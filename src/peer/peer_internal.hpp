@@ -6,7 +6,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,6 +16,7 @@
 #include "dtls/certificate.hpp"
 #include "dtls/dtls_transport.hpp"
 #include "ice/ice_transport.hpp"
+#include "peer/channel_router.hpp"
 #include "rtcmesh/observer.hpp"
 #include "rtcmesh/peer_connection.hpp"
 #include "sctp/sctp_transport.hpp"
@@ -77,10 +77,10 @@ struct DataChannel : std::enable_shared_from_this<DataChannel> {
   uint64_t messages_sent = 0, bytes_sent = 0, messages_received = 0, bytes_received = 0;
   std::function<void()> on_open, on_closing, on_close, on_buffered_amount_low;
   std::function<void(const Message&)> on_message;
-  std::function<void(const std::string&)> on_error;
+  std::function<void(const Error&)> on_error;
 
   size_t buffered_amount() const { return posted_bytes.load() + sctp_buffered.load(); }
-  bool send(uint32_t ppid, std::span<const uint8_t> data, std::string* error);
+  Status send(uint32_t ppid, std::span<const uint8_t> data);
   void close();
 
   // loop: state transitions driven by the connection.
@@ -138,7 +138,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::function<void(IceGatheringState)> on_ice_gathering_state_change;
   std::function<void(SignalingState)> on_signaling_state_change;
   std::function<void(std::shared_ptr<rtcmesh::DataChannel>)> on_data_channel;
-  std::function<void(const std::string&)> on_error;
+  std::function<void(const Error&)> on_error;
 
  private:
   void handle_ice_state(ice::State state);
@@ -152,15 +152,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   }
   void handle_dtls_state(dtls::State state, const std::string& error);
   void handle_sctp_state(sctp::State state, const std::string& error);
-  void handle_sctp_message(uint16_t stream, uint32_t ppid, ByteSpan message);
-  void handle_dcep(uint16_t stream, ByteSpan message);
-  void handle_stream_reset(uint16_t stream);
-  void close_all_channels();  // every channel, assigned or pending, ends
-  void handle_buffered_amount(uint16_t stream, size_t amount);
   void maybe_start_transports();
-  void assign_stream_ids();
-  void open_channels();
-  void open_channel(const std::shared_ptr<DataChannel>& channel);
   void update_connection_state();
   void set_signaling_state(SignalingState state);
   void fail(const std::string& error);
@@ -172,7 +164,6 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   void observe_remote_candidates(const sdp::SessionDescription& desc);
   void schedule_stats();
   Result<sdp::SessionDescription> base_description(sdp::Setup setup) const;
-  std::shared_ptr<DataChannel> find_channel(uint16_t stream) const;
 
   std::unique_ptr<ice::IceTransport> ice_;
   std::unique_ptr<dtls::DtlsTransport> dtls_;
@@ -201,10 +192,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   bool failed_ = false;
   uint64_t session_id_ = 0;
   uint64_t session_version_ = 0;
-  std::vector<std::shared_ptr<DataChannel>> pending_channels_;  // no stream id yet
-  std::map<uint16_t, std::shared_ptr<DataChannel>> channels_;
-  uint32_t channels_opened_ = 0, channels_closed_ = 0;
-  size_t remote_max_message_size_ = kDefaultRemoteMaxMessageSize;
+  ChannelRouter router_;
 };
 
 }  // namespace rtcmesh::impl

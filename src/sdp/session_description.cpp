@@ -58,7 +58,7 @@ struct Line {
 };
 
 Error line_error(const Line& line, std::string_view what) {
-  return make_error("line " + std::to_string(line.number) + ": " + std::string(what) + ": " +
+  return make_error(ErrorCode::SyntaxError, "line " + std::to_string(line.number) + ": " + std::string(what) + ": " +
                     quote(line.text));
 }
 
@@ -252,7 +252,7 @@ std::optional<Error> apply_application_attribute(const Line& line, ApplicationSe
     }
     auto candidate = parse_candidate(line.text);
     if (!candidate) {
-      return make_error("line " + std::to_string(line.number) + ": " + candidate.error().message);
+      return make_error(ErrorCode::SyntaxError, "line " + std::to_string(line.number) + ": " + candidate.error().message);
     }
     s.candidates.push_back(std::move(candidate.value()));
     return std::nullopt;
@@ -357,7 +357,7 @@ Result<std::vector<Line>> split_lines(std::string_view text) {
   while (!lines.empty() && lines.back().text.empty()) lines.pop_back();
   for (Line& line : lines) {
     if (line.text.size() > kMaxLineLength) {
-      return make_error("line " + std::to_string(line.number) + ": line too long (" +
+      return make_error(ErrorCode::SyntaxError, "line " + std::to_string(line.number) + ": line too long (" +
                         std::to_string(line.text.size()) + " bytes, max " +
                         std::to_string(kMaxLineLength) + "): " + quote(line.text, 40));
     }
@@ -422,25 +422,25 @@ bool is_data_channel_proto(std::string_view proto, bool& legacy) {
 
 Result<SessionDescription> parse(std::string_view text) {
   if (text.size() > kMaxSdpSize) {
-    return make_error("SDP too large: " + std::to_string(text.size()) + " bytes (max " +
+    return make_error(ErrorCode::SyntaxError, "SDP too large: " + std::to_string(text.size()) + " bytes (max " +
                       std::to_string(kMaxSdpSize) + ")");
   }
   auto split = split_lines(text);
   if (!split) return split.error();
   const std::vector<Line>& lines = split.value();
-  if (lines.empty()) return make_error("line 1: empty SDP");
+  if (lines.empty()) return make_error(ErrorCode::SyntaxError, "line 1: empty SDP");
 
   SessionDescription d;
 
   // RFC 8866 section 5: v=, o=, s= come first, in this order.
   if (lines[0].type != 'v' || lines[0].value != "0") return line_error(lines[0], "expected v=0");
   if (lines.size() < 2 || lines[1].type != 'o') {
-    return lines.size() < 2 ? make_error("line 2: missing o= line")
+    return lines.size() < 2 ? make_error(ErrorCode::SyntaxError, "line 2: missing o= line")
                             : line_error(lines[1], "expected o= line");
   }
   if (auto error = parse_origin(lines[1], d)) return *error;
   if (lines.size() < 3 || lines[2].type != 's') {
-    return lines.size() < 3 ? make_error("line 3: missing s= line")
+    return lines.size() < 3 ? make_error(ErrorCode::SyntaxError, "line 3: missing s= line")
                             : line_error(lines[2], "expected s= line");
   }
 

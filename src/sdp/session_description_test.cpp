@@ -748,6 +748,7 @@ TEST(SdpReject, ErrorQuotesAndEscapesTheLine) {
   auto d = parse(replace_line(13, "a=fingerprint:sha-256\tZZ\xff"));
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().message, "line 13: bad a=fingerprint: 'a=fingerprint:sha-256\\x09ZZ\\xff'");
+  EXPECT_EQ(d.error().code, ErrorCode::SyntaxError);  // every parse failure of SDP
 }
 
 }  // namespace
