@@ -22,7 +22,8 @@ int64_t real_wall_us() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
 }
 
-int64_t g_wall_at_start_us = 0;
+// Written by the executor's thread, read by gettimeofday() on any thread.
+std::atomic<int64_t> g_wall_at_start_us{0};
 
 }  // namespace
 
@@ -35,8 +36,8 @@ ManualExecutor::ManualExecutor()
     std::fprintf(stderr, "ManualExecutor: only one may exist at a time\n");
     std::abort();
   }
-  g_wall_at_start_us = real_wall_us();
-  g_virtual_wall_us.store(g_wall_at_start_us);
+  g_wall_at_start_us.store(real_wall_us());
+  g_virtual_wall_us.store(g_wall_at_start_us.load());
 }
 
 ManualExecutor::~ManualExecutor() {
@@ -68,7 +69,7 @@ void ManualExecutor::cancel(TimerId id) {
 void ManualExecutor::set_now(TimePoint now) {
   now_ = now;
   g_virtual_wall_us.store(
-      g_wall_at_start_us +
+      g_wall_at_start_us.load() +
       std::chrono::duration_cast<std::chrono::microseconds>(now_ - start_).count());
 }
 
