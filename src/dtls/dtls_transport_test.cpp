@@ -69,16 +69,11 @@ class DtlsPairTest : public ::testing::Test, public DtlsPair {};
 
 // Sends `packets` from `from` and checks `to` got exactly those bytes, in order.
 void exchange(DtlsPair& pair, Side& from, Side& to, const std::vector<Bytes>& packets) {
-  size_t before = 0;
-  {
-    before = to.received.size();
-    for (const auto& p : packets) EXPECT_TRUE(from.transport->send(ByteSpan(p.data(), p.size())));
-  }
+  const size_t before = to.received.size();
+  for (const auto& p : packets) EXPECT_TRUE(from.transport->send(ByteSpan(p.data(), p.size())));
   ASSERT_TRUE(pair.run_until([&] { return to.received.size() >= before + packets.size(); }));
-  {
-    ASSERT_EQ(to.received.size(), before + packets.size());
-    for (size_t i = 0; i < packets.size(); ++i) EXPECT_EQ(to.received[before + i], packets[i]) << i;
-  }
+  ASSERT_EQ(to.received.size(), before + packets.size());
+  for (size_t i = 0; i < packets.size(); ++i) EXPECT_EQ(to.received[before + i], packets[i]) << i;
 }
 
 std::vector<Bytes> test_packets(uint8_t seed) {
