@@ -1,5 +1,7 @@
 #include "base/loop.hpp"
 
+#include "base/glib_loop.hpp"
+
 #include <glib-unix.h>
 #include <glib.h>
 #include <sys/eventfd.h>
@@ -82,7 +84,6 @@ std::shared_ptr<Loop> Loop::shared() {
 Loop::Loop() : impl_(std::make_shared<Impl>()) {
   Impl& impl = *impl_;
   impl.context = g_main_context_new();
-  context_ = impl.context;
   impl.main_loop = g_main_loop_new(impl.context, FALSE);
   impl.event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   impl.source = g_unix_fd_source_new(impl.event_fd, G_IO_IN);
@@ -187,6 +188,8 @@ void Loop::run_sync(const Task& task) {
   });
   future.wait();
 }
+
+GMainContext* GlibLoopAccess::context(const Loop& loop) { return loop.impl_->context; }
 
 bool Loop::on_any_loop_thread() { return t_loop_thread; }
 

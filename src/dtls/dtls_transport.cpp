@@ -98,9 +98,9 @@ inline void clear_error_queue() {
   if (ERR_peek_error() != 0) ERR_clear_error();
 }
 
-void assert_loop_thread([[maybe_unused]] base::Loop& loop) {
-  // OpenSSL DTLS state is not thread-safe: every call happens on the loop thread.
-  assert(loop.in_loop_thread() && "DtlsTransport used off its loop thread");
+void assert_executor_thread([[maybe_unused]] base::Executor& executor) {
+  // OpenSSL DTLS state is not thread-safe: every call happens on the executor thread.
+  assert(executor.in_executor_thread() && "DtlsTransport used off its executor thread");
 }
 
 }  // namespace
@@ -260,11 +260,11 @@ SSL_CTX* DtlsTransport::build_context(X509* x509, EVP_PKEY* key) {
   return ctx;
 }
 
-DtlsTransport::DtlsTransport(base::Loop& loop, PacketTransport& lower,
+DtlsTransport::DtlsTransport(base::Executor& executor, PacketTransport& lower,
                              std::shared_ptr<Certificate> cert, Role role,
                              std::vector<RemoteFingerprint> remote_fingerprints,
                              StateCallback on_state)
-    : loop_(loop),
+    : executor_(executor),
       lower_(lower),
       cert_(std::move(cert)),
       role_(role),
@@ -322,7 +322,7 @@ DtlsTransport::~DtlsTransport() {
   alive_.reset();
   on_state_ = nullptr;
   if (timer_ != 0 || deadline_timer_ != 0) {
-    assert_loop_thread(loop_);
+    assert_executor_thread(executor_);
     cancel_timers();
   }
   if (ssl_ != nullptr) SSL_free(ssl_);  // also frees in_bio_ and out_bio_; sends nothing
@@ -330,7 +330,7 @@ DtlsTransport::~DtlsTransport() {
 }
 
 void DtlsTransport::start() {
-  assert_loop_thread(loop_);
+  assert_executor_thread(executor_);
   if (started_ || state_ != State::New) return;
   started_ = true;
   if (!init_error_.empty()) {
@@ -339,7 +339,7 @@ void DtlsTransport::start() {
     return;
   }
   std::weak_ptr<bool> alive = alive_;
-  deadline_timer_ = loop_.post_after(kHandshakeTimeout, [this, alive] {
+  deadline_timer_ = executor_.post_after(kHandshakeTimeout, [this, alive] {
     if (alive.expired()) return;
     deadline_timer_ = 0;
     if (state_ == State::Connecting) fail("DTLS handshake timed out");
@@ -361,7 +361,7 @@ void DtlsTransport::start() {
 }
 
 void DtlsTransport::receive_from_lower(ByteSpan datagram) {
-  assert_loop_thread(loop_);
+  assert_executor_thread(executor_);
   // RFC 7983 section 7: DTLS records start with a content type of 20..63.
   if (datagram.empty() || datagram[0] < 20 || datagram[0] > 63) return;
   if (!started_) {
@@ -500,7 +500,7 @@ bool DtlsTransport::on_close_notify() {
 }
 
 bool DtlsTransport::send(ByteSpan packet) {
-  assert_loop_thread(loop_);
+  assert_executor_thread(executor_);
   if (state_ != State::Connected) return false;
   if (packet.empty() || packet.size() > SSL3_RT_MAX_PLAIN_LENGTH) return false;
   // One record per packet, encrypted into OpenSSL's write buffer and handed to
@@ -517,7 +517,7 @@ bool DtlsTransport::send(ByteSpan packet) {
   state_ = State::Failed;
   cancel_timers();
   std::weak_ptr<bool> alive = alive_;
-  loop_.post([this, alive, reason = std::move(reason)] {
+  executor_.post([this, alive, reason = std::move(reason)] {
     if (alive.expired() || !on_state_) return;
     StateCallback callback = on_state_;
     callback(State::Failed, reason);
@@ -526,7 +526,7 @@ bool DtlsTransport::send(ByteSpan packet) {
 }
 
 void DtlsTransport::close() {
-  assert_loop_thread(loop_);
+  assert_executor_thread(executor_);
   if (state_ == State::Closed || state_ == State::Failed) return;
   cancel_timers();
   early_.clear();
@@ -566,7 +566,7 @@ bool DtlsTransport::fail(const std::string& error) {
 // wake up when it expires. Called after every handshake step.
 void DtlsTransport::arm_timer() {
   if (timer_ != 0) {
-    loop_.cancel(timer_);
+    executor_.cancel(timer_);
     timer_ = 0;
   }
   timeval remaining{};
@@ -578,7 +578,7 @@ void DtlsTransport::arm_timer() {
   RTCMESH_LOG(Verbose, kLog, "retransmission timer in " << delay.count() << " ms ("
                                 << to_string(state_) << ")");
   std::weak_ptr<bool> alive = alive_;
-  timer_ = loop_.post_after(delay, [this, alive] {
+  timer_ = executor_.post_after(delay, [this, alive] {
     if (alive.expired()) return;
     timer_ = 0;
     on_retransmit_timer();
@@ -598,8 +598,8 @@ void DtlsTransport::on_retransmit_timer() {
 }
 
 void DtlsTransport::cancel_timers() {
-  if (timer_ != 0) loop_.cancel(timer_);
-  if (deadline_timer_ != 0) loop_.cancel(deadline_timer_);
+  if (timer_ != 0) executor_.cancel(timer_);
+  if (deadline_timer_ != 0) executor_.cancel(deadline_timer_);
   timer_ = deadline_timer_ = 0;
 }
 

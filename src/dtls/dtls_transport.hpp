@@ -18,8 +18,12 @@
 // - Malformed or unauthenticated records are dropped silently (RFC 6347
 //   section 4.1.2.7); they never fail the transport.
 //
-// Thread-safety: not thread-safe. Construct, call and destroy on the loop thread;
-// all callbacks run there (checked by assert in debug builds). `lower` must
+// Time and execution: every timer (retransmission, the 30 s limit) runs on the
+// executor given to the constructor; tests drive it with virtual time
+// (testing::ManualExecutor, which also moves the clock OpenSSL reads).
+//
+// Thread-safety: not thread-safe. Construct, call and destroy on the executor
+// thread; all callbacks run there (checked by assert in debug builds). `lower` must
 // outlive this object. The object may be destroyed at any time, also from
 // inside its own state callback or receiver (the receiver must then not touch
 // its own captures after destroying); no callback runs once the destructor
@@ -32,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "base/loop.hpp"
+#include "base/executor.hpp"
 #include "base/packet_transport.hpp"
 #include "dtls/certificate.hpp"
 
@@ -60,7 +64,7 @@ class DtlsTransport final : public PacketTransport {
   // "remote certificate fingerprint mismatch: expected sha-256 AB:.., got CD:..").
   using StateCallback = std::function<void(State state, const std::string& error)>;
 
-  DtlsTransport(base::Loop& loop, PacketTransport& lower, std::shared_ptr<Certificate> cert,
+  DtlsTransport(base::Executor& executor, PacketTransport& lower, std::shared_ptr<Certificate> cert,
                 Role role, std::vector<RemoteFingerprint> remote_fingerprints,
                 StateCallback on_state);
   ~DtlsTransport() override;
@@ -115,7 +119,7 @@ class DtlsTransport final : public PacketTransport {
   bool check_remote_certificate(X509* cert);
   std::string ssl_error_text(int ssl_error, int ret);
 
-  base::Loop& loop_;
+  base::Executor& executor_;
   PacketTransport& lower_;
   std::shared_ptr<Certificate> cert_;
   Role role_;
@@ -131,8 +135,8 @@ class DtlsTransport final : public PacketTransport {
   BIO* in_bio_ = nullptr;   // reads `input_` (owned by ssl_)
   BIO* out_bio_ = nullptr;  // writes each record to lower_ (owned by ssl_)
   ByteSpan input_;          // the datagram being processed, until OpenSSL reads it
-  base::Loop::TimerId timer_ = 0;           // DTLS retransmission (RFC 6347 4.2.4)
-  base::Loop::TimerId deadline_timer_ = 0;  // whole-handshake limit
+  base::Executor::TimerId timer_ = 0;           // DTLS retransmission (RFC 6347 4.2.4)
+  base::Executor::TimerId deadline_timer_ = 0;  // whole-handshake limit
   std::string init_error_;                  // SSL setup failure, reported at start()
   std::string verify_error_;
   std::shared_ptr<bool> alive_;  // timers and posted tasks capture a weak_ptr to this

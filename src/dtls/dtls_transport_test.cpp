@@ -1,6 +1,6 @@
 // DtlsTransport and Certificate tests: two transports joined by a MemoryLink on
-// one Loop. Everything that touches a transport runs on the loop thread
-// (run_sync); the test thread only polls with timeouts.
+// a ManualExecutor (testing::DtlsPair). Everything runs on the test thread in
+// virtual time: retransmissions and the 30 s handshake limit cost no real time.
 #include "dtls/dtls_transport.hpp"
 
 #include <gtest/gtest.h>
@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <ostream>
@@ -22,39 +23,27 @@
 #include <tuple>
 #include <vector>
 
-#include "base/loop.hpp"
 #include "dtls/certificate.hpp"
+#include "testing/dtls_pair.hpp"
 #include "testing/memory_link.hpp"
+#include "testing/pattern.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using rtcmesh::ByteSpan;
-using rtcmesh::base::Loop;
 using rtcmesh::dtls::Certificate;
 using rtcmesh::dtls::DtlsTransport;
 using rtcmesh::dtls::RemoteFingerprint;
 using rtcmesh::dtls::Role;
 using rtcmesh::dtls::State;
 using rtcmesh::testing::MemoryLink;
-using Clock = std::chrono::steady_clock;
-using Bytes = std::vector<uint8_t>;
-
-std::shared_ptr<Certificate> make_certificate() {
-  auto cert = Certificate::generate();
-  EXPECT_TRUE(cert.ok()) << (cert.ok() ? "" : cert.error().message);
-  return cert.ok() ? cert.value() : nullptr;
-}
-
-std::vector<RemoteFingerprint> sha256_of(const std::shared_ptr<Certificate>& cert) {
-  return {{"sha-256", cert->fingerprint_sha256()}};
-}
-
-Bytes pattern(size_t size, uint8_t seed) {
-  Bytes bytes(size);
-  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(seed + i * 7 + (i >> 8));
-  return bytes;
-}
+using rtcmesh::testing::Bytes;
+using rtcmesh::testing::DtlsPair;
+using rtcmesh::testing::make_certificate;
+using rtcmesh::testing::pattern;
+using rtcmesh::testing::sha256_of;
+using Duration = std::chrono::steady_clock::duration;
 
 // RFC 8122 fingerprint syntax: `bytes` upper-case hex pairs joined by ':'.
 // (No std::regex: g++ 12 warns inside <regex> at -O1 with sanitizers.)
@@ -72,143 +61,19 @@ bool contains(const std::vector<State>& states, State state) {
   return std::find(states.begin(), states.end(), state) != states.end();
 }
 
-// One end of the pair: the transport and everything its callbacks saw.
-struct Side {
-  std::unique_ptr<DtlsTransport> transport;
-  std::vector<State> states;
-  std::string error;
-  std::vector<Bytes> received;
-  size_t datagrams_in = 0;  // datagrams the link delivered to this side
-  bool destroy_on_connected = false;
-  bool destroy_on_receive = false;
-  Clock::time_point connected_at{};
+using Side = rtcmesh::testing::DtlsSide;
 
-  State state() const { return states.empty() ? State::New : states.back(); }
-};
-
-class DtlsPairTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    cert_a_ = make_certificate();
-    cert_b_ = make_certificate();
-    ASSERT_TRUE(cert_a_ && cert_b_);
-    make_link();
-  }
-
-  void TearDown() override { destroy_all(); }
-
-  void make_link() {
-    loop_.run_sync([&] {
-      link_ = std::make_unique<MemoryLink>(loop_);
-      link_->a.set_receiver([this](ByteSpan p) {
-        ++a_.datagrams_in;
-        if (a_.transport) a_.transport->receive_from_lower(p);
-      });
-      link_->b.set_receiver([this](ByteSpan p) {
-        ++b_.datagrams_in;
-        if (b_.transport) b_.transport->receive_from_lower(p);
-      });
-    });
-  }
-
-  void destroy_all() {
-    loop_.run_sync([&] {
-      a_.transport.reset();
-      b_.transport.reset();
-      link_.reset();
-    });
-    // Let queued deliveries and timers of the dead objects run out.
-    loop_.run_sync([] {});
-  }
-
-  // A fresh link and fresh sides (for tests that run several handshakes).
-  void reset_pair() {
-    destroy_all();
-    loop_.run_sync([&] {
-      a_ = Side{};
-      b_ = Side{};
-    });
-    make_link();
-  }
-
-  void create(Side& side, MemoryLink::End& end, const std::shared_ptr<Certificate>& cert, Role role,
-              std::vector<RemoteFingerprint> remote) {
-    loop_.run_sync([&] {
-      side.transport = std::make_unique<DtlsTransport>(
-          loop_, end, cert, role, std::move(remote), [&side](State state, const std::string& error) {
-            side.states.push_back(state);
-            if (state == State::Failed) side.error = error;
-            if (state == State::Connected) {
-              side.connected_at = Clock::now();
-              if (side.destroy_on_connected) side.transport.reset();
-            }
-          });
-      side.transport->set_receiver([&side](ByteSpan p) {
-        side.received.emplace_back(p.begin(), p.end());
-        if (side.destroy_on_receive) side.transport.reset();
-      });
-    });
-  }
-
-  // a is the client unless told otherwise; each expects the other's certificate.
-  void create_pair(bool a_is_client = true) {
-    create(a_, link_->a, cert_a_, a_is_client ? Role::Client : Role::Server, sha256_of(cert_b_));
-    create(b_, link_->b, cert_b_, a_is_client ? Role::Server : Role::Client, sha256_of(cert_a_));
-  }
-
-  void start_both() {
-    loop_.run_sync([&] {
-      a_.transport->start();
-      b_.transport->start();
-    });
-  }
-
-  template <class Predicate>
-  bool wait_until(Predicate predicate, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = Clock::now() + timeout;
-    for (;;) {
-      bool done = false;
-      loop_.run_sync([&] { done = predicate(); });
-      if (done) return true;
-      if (Clock::now() > deadline) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-
-  bool wait_connected() {
-    return wait_until([&] { return a_.state() == State::Connected && b_.state() == State::Connected; });
-  }
-
-  void sleep_on_test_thread(std::chrono::milliseconds duration) { std::this_thread::sleep_for(duration); }
-
-  template <class T>
-  T on_loop(const std::function<T()>& fn) {
-    T value{};
-    loop_.run_sync([&] { value = fn(); });
-    return value;
-  }
-
-  Loop loop_;
-  std::unique_ptr<MemoryLink> link_;
-  std::shared_ptr<Certificate> cert_a_;
-  std::shared_ptr<Certificate> cert_b_;
-  Side a_;
-  Side b_;
-};
+// The shared pair (src/testing/dtls_pair.hpp): two transports over a
+// MemoryLink on a ManualExecutor, so every timer runs in virtual time.
+class DtlsPairTest : public ::testing::Test, public DtlsPair {};
 
 // Sends `packets` from `from` and checks `to` got exactly those bytes, in order.
-void exchange(Loop& loop, Side& from, Side& to, const std::vector<Bytes>& packets,
-              const std::function<bool(std::function<bool()>)>& wait) {
-  size_t before = 0;
-  loop.run_sync([&] {
-    before = to.received.size();
-    for (const auto& p : packets) EXPECT_TRUE(from.transport->send(ByteSpan(p.data(), p.size())));
-  });
-  ASSERT_TRUE(wait([&] { return to.received.size() >= before + packets.size(); }));
-  loop.run_sync([&] {
-    ASSERT_EQ(to.received.size(), before + packets.size());
-    for (size_t i = 0; i < packets.size(); ++i) EXPECT_EQ(to.received[before + i], packets[i]) << i;
-  });
+void exchange(DtlsPair& pair, Side& from, Side& to, const std::vector<Bytes>& packets) {
+  const size_t before = to.received.size();
+  for (const auto& p : packets) EXPECT_TRUE(from.transport->send(ByteSpan(p.data(), p.size())));
+  ASSERT_TRUE(pair.run_until([&] { return to.received.size() >= before + packets.size(); }));
+  ASSERT_EQ(to.received.size(), before + packets.size());
+  for (size_t i = 0; i < packets.size(); ++i) EXPECT_EQ(to.received[before + i], packets[i]) << i;
 }
 
 std::vector<Bytes> test_packets(uint8_t seed) {
@@ -227,24 +92,24 @@ TEST_P(DtlsHandshakeBothWays, ConnectsAndCarriesDataBothWays) {
   // Record the size of every handshake datagram.
   auto sizes_a = std::make_shared<std::vector<size_t>>();
   auto sizes_b = std::make_shared<std::vector<size_t>>();
-  loop_.run_sync([&] {
-    link_->a.filter = [sizes_a](ByteSpan p) { sizes_a->push_back(p.size()); return true; };
-    link_->b.filter = [sizes_b](ByteSpan p) { sizes_b->push_back(p.size()); return true; };
-  });
-  EXPECT_FALSE(on_loop<bool>([&] {
+  {
+    link->a.filter = [sizes_a](ByteSpan p) { sizes_a->push_back(p.size()); return true; };
+    link->b.filter = [sizes_b](ByteSpan p) { sizes_b->push_back(p.size()); return true; };
+  }
+  EXPECT_FALSE(std::invoke([&] {
     Bytes early = pattern(10, 1);
-    return a_.transport->send(ByteSpan(early.data(), early.size()));
+    return a.transport->send(ByteSpan(early.data(), early.size()));
   })) << "send before Connected must fail";
   start_both();
-  ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
+  ASSERT_TRUE(wait_connected()) << "a: " << a.error << " b: " << b.error;
   size_t client_hello_bytes = 0;
-  loop_.run_sync([&] {
-    EXPECT_EQ(a_.states, (std::vector<State>{State::Connecting, State::Connected}));
-    EXPECT_EQ(b_.states, (std::vector<State>{State::Connecting, State::Connected}));
-    EXPECT_EQ(a_.transport->role(), a_is_client ? Role::Client : Role::Server);
-    EXPECT_EQ(a_.transport->state(), State::Connected);
-    link_->a.filter = nullptr;
-    link_->b.filter = nullptr;
+  {
+    EXPECT_EQ(a.states, (std::vector<State>{State::Connecting, State::Connected}));
+    EXPECT_EQ(b.states, (std::vector<State>{State::Connecting, State::Connected}));
+    EXPECT_EQ(a.transport->role(), a_is_client ? Role::Client : Role::Server);
+    EXPECT_EQ(a.transport->state(), State::Connected);
+    link->a.filter = nullptr;
+    link->b.filter = nullptr;
     const auto& client_sizes = a_is_client ? *sizes_a : *sizes_b;
     ASSERT_FALSE(client_sizes.empty());
     client_hello_bytes = client_sizes[0];
@@ -253,35 +118,34 @@ TEST_P(DtlsHandshakeBothWays, ConnectsAndCarriesDataBothWays) {
     // ClientHello, server flight, client flight, server Finished: with no loss
     // each flight is one datagram.
     EXPECT_EQ(sizes_a->size() + sizes_b->size(), 4u);
-  });
+  }
   RecordProperty("client_hello_bytes", static_cast<int>(client_hello_bytes));
-  auto wait = [this](std::function<bool()> p) { return wait_until(std::move(p)); };
   // One send() is one record in one datagram, also at full SCTP packet size.
-  loop_.run_sync([&] {
-    size_t before = link_->a.sent;
+  {
+    size_t before = link->a.sent;
     auto max_size = std::make_shared<size_t>(0);
-    link_->a.filter = [max_size](ByteSpan p) {
+    link->a.filter = [max_size](ByteSpan p) {
       *max_size = std::max(*max_size, p.size());
       return true;
     };
     Bytes packet = pattern(1200, 9);
-    for (int i = 0; i < 10; ++i) EXPECT_TRUE(a_.transport->send(ByteSpan(packet.data(), packet.size())));
-    EXPECT_EQ(link_->a.sent, before + 10);
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE(a.transport->send(ByteSpan(packet.data(), packet.size())));
+    EXPECT_EQ(link->a.sent, before + 10);
     EXPECT_GT(*max_size, 1200u);
     EXPECT_LE(*max_size, 1200u + 13 + 8 + 16);  // record header, explicit nonce, tag
-    link_->a.filter = nullptr;
-  });
-  ASSERT_TRUE(wait_until([&] { return b_.received.size() == 10; }));
-  exchange(loop_, a_, b_, test_packets(1), wait);
-  exchange(loop_, b_, a_, test_packets(2), wait);
+    link->a.filter = nullptr;
+  }
+  ASSERT_TRUE(run_until([&] { return b.received.size() == 10; }));
+  exchange(*this, a, b, test_packets(1));
+  exchange(*this, b, a, test_packets(2));
   // Interleaved, many small packets.
   std::vector<Bytes> burst;
   for (int i = 0; i < 500; ++i) burst.push_back(pattern(1 + (i * 37) % 1200, static_cast<uint8_t>(i)));
-  exchange(loop_, a_, b_, burst, wait);
-  exchange(loop_, b_, a_, burst, wait);
-  EXPECT_FALSE(on_loop<bool>([&] {
+  exchange(*this, a, b, burst);
+  exchange(*this, b, a, burst);
+  EXPECT_FALSE(std::invoke([&] {
     Bytes too_big(16385);
-    return a_.transport->send(ByteSpan(too_big.data(), too_big.size()));
+    return a.transport->send(ByteSpan(too_big.data(), too_big.size()));
   }));
 }
 
@@ -290,16 +154,16 @@ INSTANTIATE_TEST_SUITE_P(Roles, DtlsHandshakeBothWays, ::testing::Values(true, f
 
 TEST_F(DtlsPairTest, AcceptsSha1AndAnyOfSeveralFingerprints) {
   auto other = make_certificate();
-  auto sha1_of_b = rtcmesh::dtls::fingerprint(cert_b_->x509(), "sha-1");
+  auto sha1_of_b = rtcmesh::dtls::fingerprint(cert_b->x509(), "sha-1");
   ASSERT_TRUE(sha1_of_b.ok());
   // Case-insensitive algorithm and value; the first entry does not match.
   std::string lower_value = *sha1_of_b;
   std::transform(lower_value.begin(), lower_value.end(), lower_value.begin(), ::tolower);
-  create(a_, link_->a, cert_a_, Role::Client,
+  create(a, link->a, cert_a, Role::Client,
          {{"sha-256", other->fingerprint_sha256()}, {"SHA-1", lower_value}});
-  create(b_, link_->b, cert_b_, Role::Server, sha256_of(cert_a_));
+  create(b, link->b, cert_b, Role::Server, sha256_of(cert_a));
   start_both();
-  ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
+  ASSERT_TRUE(wait_connected()) << "a: " << a.error << " b: " << b.error;
 }
 
 class DtlsFingerprintMismatch : public DtlsPairTest, public ::testing::WithParamInterface<bool> {};
@@ -309,61 +173,53 @@ class DtlsFingerprintMismatch : public DtlsPairTest, public ::testing::WithParam
 TEST_P(DtlsFingerprintMismatch, FailsAndPeerDoesNotConnect) {
   const bool client_checks_wrong = GetParam();
   auto stranger = make_certificate();
-  create(a_, link_->a, cert_a_, Role::Client,
-         client_checks_wrong ? sha256_of(stranger) : sha256_of(cert_b_));
-  create(b_, link_->b, cert_b_, Role::Server,
-         client_checks_wrong ? sha256_of(cert_a_) : sha256_of(stranger));
+  create(a, link->a, cert_a, Role::Client,
+         client_checks_wrong ? sha256_of(stranger) : sha256_of(cert_b));
+  create(b, link->b, cert_b, Role::Server,
+         client_checks_wrong ? sha256_of(cert_a) : sha256_of(stranger));
   start_both();
-  Side& checker = client_checks_wrong ? a_ : b_;
-  Side& victim = client_checks_wrong ? b_ : a_;
-  const auto& real = client_checks_wrong ? cert_b_ : cert_a_;
-  ASSERT_TRUE(wait_until([&] { return checker.state() == State::Failed; }));
-  ASSERT_TRUE(wait_until([&] { return victim.state() == State::Failed; }));
-  sleep_on_test_thread(50ms);
-  loop_.run_sync([&] {
+  Side& checker = client_checks_wrong ? a : b;
+  Side& victim = client_checks_wrong ? b : a;
+  const auto& real = client_checks_wrong ? cert_b : cert_a;
+  ASSERT_TRUE(run_until([&] { return checker.state() == State::Failed; }));
+  ASSERT_TRUE(run_until([&] { return victim.state() == State::Failed; }));
+  executor.advance(50ms);
+  {
     EXPECT_EQ(checker.error, "remote certificate fingerprint mismatch: expected sha-256 " +
                                  stranger->fingerprint_sha256() + ", got " + real->fingerprint_sha256());
     EXPECT_FALSE(contains(checker.states, State::Connected));
     EXPECT_FALSE(contains(victim.states, State::Connected));
     EXPECT_FALSE(victim.error.empty());
     EXPECT_NE(victim.error.find("bad certificate"), std::string::npos) << victim.error;
-  });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sides, DtlsFingerprintMismatch, ::testing::Values(true, false),
                          [](const auto& param_info) { return param_info.param ? "ClientChecks" : "ServerChecks"; });
 
 TEST_F(DtlsPairTest, NoRemoteFingerprintFails) {
-  create(a_, link_->a, cert_a_, Role::Client, {});
-  create(b_, link_->b, cert_b_, Role::Server, sha256_of(cert_a_));
+  create(a, link->a, cert_a, Role::Client, {});
+  create(b, link->b, cert_b, Role::Server, sha256_of(cert_a));
   start_both();
-  ASSERT_TRUE(wait_until([&] { return a_.state() == State::Failed && b_.state() == State::Failed; }));
-  loop_.run_sync([&] {
-    EXPECT_NE(a_.error.find("fingerprint"), std::string::npos) << a_.error;
-    EXPECT_FALSE(contains(b_.states, State::Connected));
-  });
+  ASSERT_TRUE(run_until([&] { return a.state() == State::Failed && b.state() == State::Failed; }));
+  {
+    EXPECT_NE(a.error.find("fingerprint"), std::string::npos) << a.error;
+    EXPECT_FALSE(contains(b.states, State::Connected));
+  }
 }
 
 // Count of datagrams each side sends in a lossless handshake.
-std::pair<size_t, size_t> lossless_counts(MemoryLink& link, Loop& loop) {
-  size_t a = 0;
-  size_t b = 0;
-  loop.run_sync([&] {
-    a = link.a.sent;
-    b = link.b.sent;
-  });
-  return {a, b};
-}
+std::pair<size_t, size_t> lossless_counts(const MemoryLink& link) { return {link.a.sent, link.b.sent}; }
 
 // Losing any single handshake datagram (first flight, server flight, client's
-// second flight, server's Finished) costs one short retransmission timeout,
-// not OpenSSL's default 1 s.
+// second flight, server's Finished) costs one short retransmission timeout
+// (100 ms), not OpenSSL's default 1 s. Virtual time makes that exact.
 TEST_F(DtlsPairTest, AnySingleLostHandshakeDatagramRecoversQuickly) {
   create_pair();
   start_both();
   ASSERT_TRUE(wait_connected());
-  sleep_on_test_thread(20ms);
-  auto [client_count, server_count] = lossless_counts(*link_, loop_);
+  executor.advance(20ms);
+  auto [client_count, server_count] = lossless_counts(*link);
   ASSERT_GE(client_count, 2u);
   ASSERT_GE(server_count, 2u);
 
@@ -374,40 +230,40 @@ TEST_F(DtlsPairTest, AnySingleLostHandshakeDatagramRecoversQuickly) {
       reset_pair();
       create_pair();
       auto seen = std::make_shared<size_t>(0);
-      loop_.run_sync([&] {
-        MemoryLink::End& end = from_server ? link_->b : link_->a;
+      {
+        MemoryLink::End& end = from_server ? link->b : link->a;
         end.filter = [seen, drop](ByteSpan) { return (*seen)++ != drop; };
-      });
-      auto started = Clock::now();
+      }
+      auto started = executor.now();
       start_both();
-      ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
-      auto elapsed = on_loop<Clock::duration>(
-          [&] { return std::max(a_.connected_at, b_.connected_at) - started; });
-      EXPECT_LT(elapsed, 800ms) << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+      ASSERT_TRUE(wait_connected()) << "a: " << a.error << " b: " << b.error;
+      auto elapsed = std::invoke([&] { return std::max(a.connected_at, b.connected_at) - started; });
+      EXPECT_GE(elapsed, 100ms) << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+      EXPECT_LT(elapsed, 200ms) << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
       // And data flows afterwards.
-      auto wait = [this](std::function<bool()> p) { return wait_until(std::move(p)); };
-      exchange(loop_, a_, b_, {pattern(1100, 3)}, wait);
-      exchange(loop_, b_, a_, {pattern(1100, 4)}, wait);
+      exchange(*this, a, b, {pattern(1100, 3)});
+      exchange(*this, b, a, {pattern(1100, 4)});
     }
   }
 }
 
 TEST_F(DtlsPairTest, FirstFlightDroppedConnectsWellUnderOneSecond) {
   create_pair();
-  loop_.run_sync([&] {
+  {
     auto dropped = std::make_shared<bool>(false);
-    link_->a.filter = [dropped](ByteSpan) {
+    link->a.filter = [dropped](ByteSpan) {
       if (*dropped) return true;
       *dropped = true;  // the ClientHello
       return false;
     };
-  });
-  auto started = Clock::now();
+  }
+  auto started = executor.now();
   start_both();
   ASSERT_TRUE(wait_connected());
-  auto elapsed = on_loop<Clock::duration>([&] { return std::max(a_.connected_at, b_.connected_at) - started; });
-  EXPECT_LT(elapsed, 800ms);
-  EXPECT_GE(elapsed, 50ms) << "the ClientHello was not dropped?";
+  auto elapsed = std::invoke([&] { return std::max(a.connected_at, b.connected_at) - started; });
+  // One retransmission of the ClientHello, after the first 100 ms timeout.
+  EXPECT_GE(elapsed, 100ms) << "the ClientHello was not dropped?";
+  EXPECT_LT(elapsed, 200ms);
 }
 
 // The server is started only after the client's ClientHello reached it; the
@@ -416,34 +272,35 @@ TEST_F(DtlsPairTest, FirstFlightDroppedConnectsWellUnderOneSecond) {
 TEST_F(DtlsPairTest, EarlyPacketsAreBufferedUntilStart) {
   create_pair();
   auto server_started = std::make_shared<std::atomic<bool>>(false);
-  loop_.run_sync([&] {
-    a_.transport->start();  // the ClientHello is on its way
+  {
+    a.transport->start();  // the ClientHello is on its way
     // Drop the client's retransmissions while the server is not started, so
     // only the buffered first ClientHello can make progress.
-    link_->a.filter = [server_started](ByteSpan) { return server_started->load(); };
-  });
-  ASSERT_TRUE(wait_until([&] { return b_.datagrams_in >= 1; }));
-  sleep_on_test_thread(350ms);  // client retransmits at ~100 and ~300 ms; next one at ~700 ms
-  auto started = Clock::now();
-  loop_.run_sync([&] {
-    EXPECT_EQ(b_.transport->state(), State::New);
+    link->a.filter = [server_started](ByteSpan) { return server_started->load(); };
+  }
+  ASSERT_TRUE(run_until([&] { return b.datagrams_in >= 1; }));
+  executor.advance(350ms);  // client retransmits at ~100 and ~300 ms; next one at ~700 ms
+  auto started = executor.now();
+  {
+    EXPECT_EQ(b.transport->state(), State::New);
     server_started->store(true);
-    b_.transport->start();
-  });
+    b.transport->start();
+  }
   ASSERT_TRUE(wait_connected());
-  auto elapsed = on_loop<Clock::duration>([&] { return std::max(a_.connected_at, b_.connected_at) - started; });
-  EXPECT_LT(elapsed, 250ms) << "connected only after a client retransmission";
+  auto elapsed = std::invoke([&] { return std::max(a.connected_at, b.connected_at) - started; });
+  // The next client retransmission would come at ~700 ms; none was needed.
+  EXPECT_LT(elapsed, 100ms) << "connected only after a client retransmission";
 }
 
 TEST_F(DtlsPairTest, EarlyBufferIsBounded) {
   create_pair();
-  loop_.run_sync([&] {
+  {
     Bytes junk = pattern(50, 9);
     junk[0] = 22;
-    for (int i = 0; i < 1000; ++i) b_.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
-  });
+    for (int i = 0; i < 1000; ++i) b.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
+  }
   start_both();
-  ASSERT_TRUE(wait_connected()) << "a: " << a_.error << " b: " << b_.error;
+  ASSERT_TRUE(wait_connected()) << "a: " << a.error << " b: " << b.error;
 }
 
 class DtlsCloseTest : public DtlsPairTest, public ::testing::WithParamInterface<bool> {};
@@ -453,24 +310,24 @@ TEST_P(DtlsCloseTest, CloseNotifyReachesPeer) {
   create_pair();
   start_both();
   ASSERT_TRUE(wait_connected());
-  Side& closer = client_closes ? a_ : b_;
-  Side& peer = client_closes ? b_ : a_;
-  loop_.run_sync([&] {
+  Side& closer = client_closes ? a : b;
+  Side& peer = client_closes ? b : a;
+  {
     closer.transport->close();
     closer.transport->close();  // idempotent
     EXPECT_EQ(closer.transport->state(), State::Closed);
     Bytes p = pattern(10, 1);
     EXPECT_FALSE(closer.transport->send(ByteSpan(p.data(), p.size())));
-  });
-  ASSERT_TRUE(wait_until([&] { return peer.state() == State::Closed; }));
-  sleep_on_test_thread(20ms);
-  loop_.run_sync([&] {
+  }
+  ASSERT_TRUE(run_until([&] { return peer.state() == State::Closed; }));
+  executor.advance(20ms);
+  {
     EXPECT_EQ(closer.states, (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
     EXPECT_EQ(peer.states, (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
     EXPECT_TRUE(peer.error.empty());
     peer.transport->close();  // already closed: no new callback
     EXPECT_EQ(peer.states.size(), 3u);
-  });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sides, DtlsCloseTest, ::testing::Values(true, false),
@@ -478,23 +335,23 @@ INSTANTIATE_TEST_SUITE_P(Sides, DtlsCloseTest, ::testing::Values(true, false),
 
 TEST_F(DtlsPairTest, CloseBeforeStartAndDuringHandshake) {
   create_pair();
-  loop_.run_sync([&] {
-    a_.transport->close();
-    EXPECT_EQ(a_.transport->state(), State::Closed);
-    a_.transport->start();  // no effect after close
-    EXPECT_EQ(a_.transport->state(), State::Closed);
-  });
+  {
+    a.transport->close();
+    EXPECT_EQ(a.transport->state(), State::Closed);
+    a.transport->start();  // no effect after close
+    EXPECT_EQ(a.transport->state(), State::Closed);
+  }
   reset_pair();
   create_pair();
-  loop_.run_sync([&] { link_->b.filter = [](ByteSpan) { return false; }; });  // server unheard
+  link->b.filter = [](ByteSpan) { return false; };  // server unheard
   start_both();
-  sleep_on_test_thread(30ms);
-  loop_.run_sync([&] {
-    a_.transport->close();
-    EXPECT_EQ(a_.transport->state(), State::Closed);
-  });
-  sleep_on_test_thread(300ms);  // retransmission timers would have fired by now
-  loop_.run_sync([&] { EXPECT_EQ(a_.states, (std::vector<State>{State::Connecting, State::Closed})); });
+  executor.advance(30ms);
+  {
+    a.transport->close();
+    EXPECT_EQ(a.transport->state(), State::Closed);
+  }
+  executor.advance(300ms);  // retransmission timers would have fired by now
+  { EXPECT_EQ(a.states, (std::vector<State>{State::Connecting, State::Closed})); }
 }
 
 // Other stacks may pack several records into one datagram: all of them are
@@ -503,48 +360,47 @@ TEST_F(DtlsPairTest, SeveralRecordsInOneDatagram) {
   create_pair();
   start_both();
   ASSERT_TRUE(wait_connected());
-  loop_.run_sync([&] {
+  {
     Bytes datagram;
-    link_->a.filter = [&datagram](ByteSpan p) {
+    link->a.filter = [&datagram](ByteSpan p) {
       datagram.insert(datagram.end(), p.begin(), p.end());
       return false;  // captured instead of sent
     };
     std::vector<Bytes> packets = {pattern(300, 1), pattern(1, 2), pattern(700, 3)};
-    for (const auto& p : packets) ASSERT_TRUE(a_.transport->send(ByteSpan(p.data(), p.size())));
-    link_->a.filter = nullptr;
-    size_t before = b_.received.size();
-    b_.transport->receive_from_lower(ByteSpan(datagram.data(), datagram.size()));
-    ASSERT_EQ(b_.received.size(), before + 3);
-    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(b_.received[before + i], packets[i]);
+    for (const auto& p : packets) ASSERT_TRUE(a.transport->send(ByteSpan(p.data(), p.size())));
+    link->a.filter = nullptr;
+    size_t before = b.received.size();
+    b.transport->receive_from_lower(ByteSpan(datagram.data(), datagram.size()));
+    ASSERT_EQ(b.received.size(), before + 3);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(b.received[before + i], packets[i]);
     // A replayed datagram is dropped (RFC 6347 section 4.1.2.6).
-    b_.transport->receive_from_lower(ByteSpan(datagram.data(), datagram.size()));
-    EXPECT_EQ(b_.received.size(), before + 3);
-  });
+    b.transport->receive_from_lower(ByteSpan(datagram.data(), datagram.size()));
+    EXPECT_EQ(b.received.size(), before + 3);
+  }
 }
 
 TEST_F(DtlsPairTest, GarbageRecordsAreIgnored) {
   create_pair();
   start_both();
   ASSERT_TRUE(wait_connected());
-  loop_.run_sync([&] {
+  {
     for (uint8_t type : {20, 21, 22, 23, 63, 0, 64, 255}) {
       Bytes junk = pattern(80, type);
       junk[0] = type;
-      b_.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
+      b.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
       // "Records" with a valid header but a forged body: they fail
       // authentication. Those shorter than the AEAD overhead made OpenSSL
       // 3.0.19 send a fatal internal_error alert; they must be dropped too.
       for (uint8_t length : {0, 1, 8, 15, 16, 20, 23, 24, 40}) {
         Bytes forged = {type, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, length};
         forged.resize(13 + length, 0xAB);
-        b_.transport->receive_from_lower(ByteSpan(forged.data(), forged.size()));
+        b.transport->receive_from_lower(ByteSpan(forged.data(), forged.size()));
       }
     }
-    b_.transport->receive_from_lower(ByteSpan());
-  });
-  auto wait = [this](std::function<bool()> p) { return wait_until(std::move(p)); };
-  exchange(loop_, a_, b_, {pattern(1000, 5)}, wait);
-  loop_.run_sync([&] { EXPECT_EQ(b_.transport->state(), State::Connected) << b_.error; });
+    b.transport->receive_from_lower(ByteSpan());
+  }
+  exchange(*this, a, b, {pattern(1000, 5)});
+  { EXPECT_EQ(b.transport->state(), State::Connected) << b.error; }
 }
 
 // Destroying a transport with retransmission timers pending is clean, and no
@@ -554,17 +410,17 @@ TEST_F(DtlsPairTest, DestroyMidHandshakeWithTimersPending) {
     reset_pair();
     create_pair();
     // Nothing from the server reaches the client: both keep retransmitting.
-    loop_.run_sync([&] { link_->b.filter = [](ByteSpan) { return false; }; });
+    { link->b.filter = [](ByteSpan) { return false; }; }
     start_both();
-    sleep_on_test_thread(120ms);  // at least one retransmission happened
-    Side& victim = victim_is_client ? a_ : b_;
+    executor.advance(120ms);  // at least one retransmission happened
+    Side& victim = victim_is_client ? a : b;
     size_t states_seen = 0;
-    loop_.run_sync([&] {
+    {
       states_seen = victim.states.size();
       victim.transport.reset();
-    });
-    sleep_on_test_thread(400ms);
-    loop_.run_sync([&] { EXPECT_EQ(victim.states.size(), states_seen); });
+    }
+    executor.advance(400ms);
+    { EXPECT_EQ(victim.states.size(), states_seen); }
   }
 }
 
@@ -573,83 +429,81 @@ TEST_F(DtlsPairTest, DestroyMidDataWithDeliveriesQueued) {
   start_both();
   ASSERT_TRUE(wait_connected());
   Bytes packet = pattern(1100, 7);
-  loop_.run_sync([&] {
+  {
     for (int i = 0; i < 2000; ++i) {
-      a_.transport->send(ByteSpan(packet.data(), packet.size()));
-      b_.transport->send(ByteSpan(packet.data(), packet.size()));
+      a.transport->send(ByteSpan(packet.data(), packet.size()));
+      b.transport->send(ByteSpan(packet.data(), packet.size()));
     }
     // Deliveries to b are queued on the loop; b goes away before most of them.
-    loop_.post([this] { b_.transport.reset(); });
-  });
-  sleep_on_test_thread(50ms);
-  loop_.run_sync([&] { a_.transport.reset(); });
-  sleep_on_test_thread(50ms);
+    executor.post([this] { b.transport.reset(); });
+  }
+  executor.advance(50ms);
+  { a.transport.reset(); }
+  executor.advance(50ms);
 }
 
 TEST_F(DtlsPairTest, DestroyFromOwnCallbacks) {
   // From the Connected state callback.
   create_pair();
-  loop_.run_sync([&] { a_.destroy_on_connected = true; });
+  { a.destroy_on_connected = true; }
   start_both();
-  ASSERT_TRUE(wait_until([&] { return a_.transport == nullptr && b_.state() == State::Connected; }));
-  sleep_on_test_thread(50ms);
+  ASSERT_TRUE(run_until([&] { return a.transport == nullptr && b.state() == State::Connected; }));
+  executor.advance(50ms);
   // From the receiver, while a datagram is being read.
   reset_pair();
   create_pair();
   start_both();
   ASSERT_TRUE(wait_connected());
-  loop_.run_sync([&] {
-    b_.destroy_on_receive = true;
+  {
+    b.destroy_on_receive = true;
     Bytes p = pattern(100, 1);
-    for (int i = 0; i < 10; ++i) a_.transport->send(ByteSpan(p.data(), p.size()));
-  });
-  ASSERT_TRUE(wait_until([&] { return b_.transport == nullptr; }));
-  sleep_on_test_thread(20ms);
-  loop_.run_sync([&] { EXPECT_EQ(b_.received.size(), 1u); });
+    for (int i = 0; i < 10; ++i) a.transport->send(ByteSpan(p.data(), p.size()));
+  }
+  ASSERT_TRUE(run_until([&] { return b.transport == nullptr; }));
+  executor.advance(20ms);
+  { EXPECT_EQ(b.received.size(), 1u); }
 }
 
-// Takes 30 s, so disabled by default (--gtest_also_run_disabled_tests).
 // Every datagram is lost: the client keeps retransmitting (100 ms doubling to
 // 4 s) until the 30 s handshake limit, which must come before OpenSSL's own
 // limit of 12 retransmissions per flight. The server, which heard nothing,
-// gives up at the same limit.
-TEST_F(DtlsPairTest, DISABLED_HandshakeTimesOutAfter30Seconds) {
+// gives up at the same limit. 30 s of virtual time, milliseconds of real time.
+TEST_F(DtlsPairTest, HandshakeTimesOutAfter30Seconds) {
   create_pair();
   auto client_datagrams = std::make_shared<size_t>(0);
-  loop_.run_sync([&] {
-    link_->a.filter = [client_datagrams](ByteSpan) {
-      ++*client_datagrams;
-      return false;
-    };
-    link_->b.filter = [](ByteSpan) { return false; };
-  });
-  auto started = Clock::now();
+  link->a.filter = [client_datagrams](ByteSpan) {
+    ++*client_datagrams;
+    return false;
+  };
+  link->b.filter = [](ByteSpan) { return false; };
+  auto started = executor.now();
   start_both();
-  ASSERT_TRUE(wait_until([&] { return a_.state() == State::Failed && b_.state() == State::Failed; }, 40s));
-  auto elapsed = Clock::now() - started;
-  EXPECT_GE(elapsed, 29s);
-  EXPECT_LE(elapsed, 32s);
-  loop_.run_sync([&] {
-    EXPECT_EQ(a_.error, "DTLS handshake timed out");
-    EXPECT_EQ(b_.error, "DTLS handshake timed out");  // the server never heard anything
-    // ClientHello + retransmissions at 0.1, 0.3, 0.7, 1.5, 3.1, 7.1, 11.1, ... 27.1 s.
-    EXPECT_GE(*client_datagrams, 10u);
-    EXPECT_LE(*client_datagrams, 12u);
-  });
+  ASSERT_FALSE(run_until([&] { return a.state() == State::Failed || b.state() == State::Failed; },
+                         29'999ms));
+  ASSERT_TRUE(run_until([&] { return a.state() == State::Failed && b.state() == State::Failed; }, 10s));
+  EXPECT_EQ(executor.now() - started, 30s);
+  EXPECT_EQ(a.error, "DTLS handshake timed out");
+  EXPECT_EQ(b.error, "DTLS handshake timed out");  // the server never heard anything
+  // ClientHello + retransmissions at 0.1, 0.3, 0.7, 1.5, 3.1, 7.1, 11.1, ... 27.1 s.
+  EXPECT_EQ(*client_datagrams, 12u);
+  // Nothing is left running afterwards.
+  size_t after = *client_datagrams;
+  executor.advance(60s);
+  EXPECT_EQ(*client_datagrams, after);
 }
 
 TEST_F(DtlsPairTest, SetupErrorIsReportedAtStart) {
-  loop_.run_sync([&] {
-    a_.transport = std::make_unique<DtlsTransport>(
-        loop_, link_->a, nullptr, Role::Client, sha256_of(cert_b_),
+  {
+    a.transport = std::make_unique<DtlsTransport>(
+        executor, link->a, nullptr, Role::Client, sha256_of(cert_b),
         [&](State state, const std::string& error) {
-          a_.states.push_back(state);
-          a_.error = error;
+          a.states.push_back(state);
+          a.error = error;
         });
-    a_.transport->start();
-    EXPECT_EQ(a_.transport->state(), State::Failed);
-    EXPECT_NE(a_.error.find("certificate"), std::string::npos) << a_.error;
-  });
+    a.transport->start();
+    EXPECT_EQ(a.transport->state(), State::Failed);
+    EXPECT_NE(a.error.find("certificate"), std::string::npos) << a.error;
+  }
 }
 
 // ---- DTLS parameters against other stacks' hellos ----
@@ -806,10 +660,8 @@ class RawDtlsPeer {
 class DtlsParameters : public DtlsPairTest,
                        public ::testing::WithParamInterface<std::tuple<HelloProfile, bool>> {
  protected:
-  void TearDown() override {
-    loop_.run_sync([&] { raw_.reset(); });
-    DtlsPairTest::TearDown();
-  }
+  // Before the pair's destructor; no task runs in between (one thread).
+  void TearDown() override { raw_.reset(); }
   std::unique_ptr<RawDtlsPeer> raw_;
 };
 
@@ -818,21 +670,21 @@ class DtlsParameters : public DtlsPairTest,
 // ClientHello against a server with the other stack's parameters).
 TEST_P(DtlsParameters, NegotiatesWhatTheOtherStackNeeds) {
   const auto& [profile, we_are_server] = GetParam();
-  loop_.run_sync([&] {
-    raw_ = std::make_unique<RawDtlsPeer>(link_->b, cert_b_, profile, /*server=*/!we_are_server);
-    link_->b.set_receiver([this](ByteSpan p) { raw_->receive(p); });
-  });
-  create(a_, link_->a, cert_a_, we_are_server ? Role::Server : Role::Client, sha256_of(cert_b_));
-  loop_.run_sync([&] {
-    a_.transport->start();
+  {
+    raw_ = std::make_unique<RawDtlsPeer>(link->b, cert_b, profile, /*server=*/!we_are_server);
+    link->b.set_receiver([this](ByteSpan p) { raw_->receive(p); });
+  }
+  create(a, link->a, cert_a, we_are_server ? Role::Server : Role::Client, sha256_of(cert_b));
+  {
+    a.transport->start();
     raw_->start();
-  });
-  ASSERT_TRUE(wait_until([&] { return (raw_->connected && a_.state() == State::Connected) ||
-                                      !raw_->error.empty() || a_.state() == State::Failed; }))
+  }
+  ASSERT_TRUE(run_until([&] { return (raw_->connected && a.state() == State::Connected) ||
+                                      !raw_->error.empty() || a.state() == State::Failed; }))
       << "handshake did not finish";
-  loop_.run_sync([&] {
-    ASSERT_TRUE(raw_->connected) << profile.name << ": " << raw_->error << " / ours: " << a_.error;
-    ASSERT_EQ(a_.state(), State::Connected) << a_.error;
+  {
+    ASSERT_TRUE(raw_->connected) << profile.name << ": " << raw_->error << " / ours: " << a.error;
+    ASSERT_EQ(a.state(), State::Connected) << a.error;
     SSL* ssl = raw_->ssl();
     // What Chromium negotiates with us today stays as it was: ECDHE-ECDSA
     // with AES-128-GCM (our first suite, every stack has it), extended master
@@ -864,19 +716,19 @@ TEST_P(DtlsParameters, NegotiatesWhatTheOtherStackNeeds) {
       SSL_get1_groups(ssl, list.data());
       EXPECT_EQ(list[0], NID_X25519);
     }
-  });
+  }
   // Application data both ways.
   const Bytes to_raw = pattern(1100, 3);
   const Bytes to_us = pattern(900, 5);
-  loop_.run_sync([&] {
-    EXPECT_TRUE(a_.transport->send(ByteSpan(to_raw.data(), to_raw.size())));
+  {
+    EXPECT_TRUE(a.transport->send(ByteSpan(to_raw.data(), to_raw.size())));
     raw_->send(to_us);
-  });
-  ASSERT_TRUE(wait_until([&] { return !raw_->received.empty() && !a_.received.empty(); }));
-  loop_.run_sync([&] {
+  }
+  ASSERT_TRUE(run_until([&] { return !raw_->received.empty() && !a.received.empty(); }));
+  {
     EXPECT_EQ(raw_->received[0], to_raw);
-    EXPECT_EQ(a_.received[0], to_us);
-  });
+    EXPECT_EQ(a.received[0], to_us);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

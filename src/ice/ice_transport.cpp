@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/glib_loop.hpp"
 #include "base/log.hpp"
 
 namespace rtcmesh::ice {
@@ -110,7 +111,7 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
   auto options = static_cast<NiceAgentOption>(
       (config.regular_nomination ? NICE_AGENT_OPTION_REGULAR_NOMINATION : 0) |
       NICE_AGENT_OPTION_CONSENT_FRESHNESS | NICE_AGENT_OPTION_ICE_TRICKLE);
-  NiceAgent* agent = nice_agent_new_full(loop.context(), NICE_COMPATIBILITY_RFC5245, options);
+  NiceAgent* agent = nice_agent_new_full(base::glib_context(loop), NICE_COMPATIBILITY_RFC5245, options);
   if (agent == nullptr) return make_error("libnice: cannot create agent");
   self->agent_ = agent;
   g_object_set(agent, "ice-udp", TRUE, "ice-tcp", config.tcp ? TRUE : FALSE, "upnp", FALSE,
@@ -160,7 +161,7 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
       NiceRelayType type =
           server.transport == Server::Transport::Udp ? NICE_RELAY_TYPE_TURN_UDP : NICE_RELAY_TYPE_TURN_TCP;
       if (server.transport == Server::Transport::Tls) {
-        auto tunnel = TurnTlsTunnel::create(loop.context(), server);
+        auto tunnel = TurnTlsTunnel::create(base::glib_context(loop), server);
         if (!tunnel) return tunnel.error();
         address = (*tunnel)->local_address();
         port = (*tunnel)->local_port();
@@ -175,7 +176,7 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
   g_signal_connect(agent, "component-state-changed", G_CALLBACK(on_component_state), self.get());
   g_signal_connect(agent, "new-candidate-full", G_CALLBACK(on_new_candidate), self.get());
   g_signal_connect(agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), self.get());
-  nice_agent_attach_recv(agent, self->stream_, kComponent, loop.context(), on_recv, self.get());
+  nice_agent_attach_recv(agent, self->stream_, kComponent, base::glib_context(loop), on_recv, self.get());
   self->refresh_credentials();
   return self;
 }
@@ -186,7 +187,7 @@ IceTransport::~IceTransport() {
   // Detach every callback before the agent goes: libnice may still dispatch
   // sources on this context, but everything runs on this thread, so after these
   // calls nothing can reach `this` any more.
-  nice_agent_attach_recv(agent_, stream_, kComponent, loop_.context(), nullptr, nullptr);
+  nice_agent_attach_recv(agent_, stream_, kComponent, base::glib_context(loop_), nullptr, nullptr);
   g_signal_handlers_disconnect_by_data(agent_, this);
   // close_async releases TURN allocations and prunes refresh timers; the agent
   // is released when it completes.

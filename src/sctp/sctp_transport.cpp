@@ -1,18 +1,16 @@
-// SctpTransport: usrsctp 0.9.5 in AF_CONN mode, driven entirely from the loop.
+// SctpTransport: usrsctp 0.9.5 in AF_CONN mode, driven entirely from its executor.
 //
-// Layout of this file:
-//   1. CRC32c (RFC 9260 appendix B), computed by us because usrsctp's is slow
-//      and we turn its own computation off (crc32c offload).
-//   2. Runtime: the process-wide usrsctp instance (usrsctp_init_nothreads),
-//      the registry id -> Impl used by the C callbacks, and the 10 ms timer tick.
-//   3. SctpTransport::Impl: one socket / one association.
+// Files: this one has the association's setup, public API, processing and
+// send path; sctp_receive.cpp the receive path; usrsctp_runtime.cpp the
+// process-wide usrsctp instance (init, CRC32c, the registry id -> Impl used by
+// the C callbacks, the 10 ms timer tick); sctp_impl.hpp the Impl declaration.
 //
 // Threading model. usrsctp runs without its timer and receive threads; every
-// usrsctp call we make happens on the loop thread of the transport it concerns,
-// and the timer tick (usrsctp_handle_timers) runs on one loop (the loop of the
+// usrsctp call we make happens on the executor thread of the transport it concerns,
+// and the timer tick (usrsctp_handle_timers) runs on one executor (the executor of the
 // first live transport). usrsctp 0.9.5 still starts an "iterator" thread and,
-// with several loops, the tick of one loop may fire timers of an association
-// living on another loop; the two C callbacks therefore never assume they are
+// with several executors, the tick of one executor may fire timers of an association
+// living on another executor; the two C callbacks therefore never assume they are
 // on the transport's thread:
 //   - conn_output: on the transport's thread it hands the packet to the lower
 //     layer directly (no copy); elsewhere it copies and posts it.
@@ -35,22 +33,15 @@
 #include <arpa/inet.h>
 #include <usrsctp.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cassert>
 #include <cerrno>
-#include <chrono>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "base/crc32c.hpp"
 #include "base/log.hpp"
+#include "sctp/sctp_impl.hpp"
 
 namespace rtcmesh::sctp {
 
@@ -70,388 +61,24 @@ const char* to_string(State state) {
   return "?";
 }
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// ---------------------------------------------------------------------------
-// Tuning. All values were chosen by measurement on the 2-core dev box with
-// sctp_transport_test's Throughput test (two transports over MemoryLink on one
-// loop, 64 KiB messages); see the notes next to each value.
-
-// usrsctp has no "next timeout" API (usrsctp#349): poll like its own timer
-// thread does (TIMEOUT_INTERVAL 10 ms in sctp_callout.c).
-constexpr std::chrono::milliseconds kTickInterval{10};
-// RFC 8831 section 6.2 recommends 65535; each stream costs memory in usrsctp,
-// so we use Chrome's historical 1024 (the peer layer negotiates the same).
-constexpr uint16_t kStreamCount = 1024;
-// Path MTU for SCTP (spp_pathmtu). usrsctp counts only the bytes available
-// for chunks (tuexen, usrsctp#442): a packet is the 12-byte common header plus
-// at most this many chunk bytes, chunks padded to 4 (measured: 1179 -> packets
-// of at most 1188 bytes). Target: SCTP packets <= 1191 bytes, dcSCTP's default,
-// so that SCTP + 37 (DTLS 1.2 AES-GCM record) + 8 (UDP) + 40 (IPv6) stays under
-// 1280, the IPv6 minimum MTU (RFC 8261 §5: no PMTUD over AF_CONN, usrsctp#205).
-constexpr uint32_t kPathMtu = 1179;
-// Heartbeat interval on idle associations (see setup_socket).
-constexpr uint32_t kHeartbeatIntervalMs = 1000;
-// Socket buffers (sysctl defaults and per socket). SO_SNDBUF bounds what
-// usrsctp holds (queued + in flight); SO_RCVBUF is the window we advertise.
-// Measured with callgrind on the Throughput test: 1 MiB / 1 MiB costs ~9% more
-// instructions per message than any receive buffer >= 2x the send buffer,
-// because SACKs are generated inside usrsctp_conninput, before we read, and
-// usrsctp only sends a window update once 1/8 of SO_RCVBUF was freed: the
-// sender sits at rwnd 0 until a timer fires. With the receive buffer >= 2x the
-// send buffer the sender is send-buffer-limited and never waits for the window.
-// 1 MiB send buffer as libdatachannel; 4 MiB receive window (dcSCTP uses 5 MiB).
-// We always drain the socket, so the receive buffer holds only out-of-order or
-// incomplete data and costs nothing while idle.
-constexpr int kSendBuffer = 1 << 20;
-constexpr int kReceiveBuffer = 4 << 20;
-// Packets that arrive before start() (the peer's INIT, typically) are kept.
-constexpr size_t kMaxEarlyPackets = 64;
-constexpr size_t kMaxEarlyBytes = 256 * 1024;
-// recvv buffer: a whole 256 KiB message is delivered without an extra copy.
-constexpr size_t kReceiveChunk = 256 * 1024;
-// Graceful close: if SHUTDOWN does not complete in time, abort.
-constexpr std::chrono::milliseconds kShutdownTimeout{5000};
-// Retry delay for a stream reset refused with EALREADY (one outstanding request)
-// or by the peer, and how many refusals we accept before giving up on a stream.
-constexpr std::chrono::milliseconds kResetRetryDelay{20};
-constexpr uint8_t kMaxResetRefusals = 20;
-
-// ---------------------------------------------------------------------------
-// 1. CRC32c (Castagnoli), as SCTP uses it (RFC 9260 appendix B).
-
-// Selected once: the SSE4.2 instruction when the CPU has it and it agrees with
-// usrsctp's own implementation on a probe buffer, else usrsctp_crc32c.
-bool use_sse42_crc = false;
-
-void select_crc32c() {
-  if (!__builtin_cpu_supports("sse4.2")) return;
-  uint8_t probe[61];
-  for (size_t i = 0; i < sizeof probe; ++i) probe[i] = static_cast<uint8_t>(i * 37 + 11);
-  uint32_t ours = base::crc32c(probe, sizeof probe);
-  uint32_t theirs = usrsctp_crc32c(probe, sizeof probe);
-  // usrsctp returns the value ready to be stored in memory (network order
-  // handled by its finalize step); on little-endian that is the plain CRC.
-  use_sse42_crc = ours == theirs;
-  if (!use_sse42_crc)
-    RTCMESH_LOG(Warn, "sctp", "SSE4.2 crc32c disagrees with usrsctp; using usrsctp's");
-}
-
-// Writes the checksum of an outgoing SCTP packet into its common header
-// (bytes 8..11; usrsctp left them zero because crc32c offload is on).
-void write_checksum(void* packet, size_t size) {
-  if (size < sizeof(sctp_common_header)) return;
-  auto* bytes = static_cast<uint8_t*>(packet);
-  std::memset(bytes + 8, 0, 4);
-  uint32_t crc = use_sse42_crc ? base::crc32c(bytes, size) : usrsctp_crc32c(bytes, size);
-  std::memcpy(bytes + 8, &crc, 4);
-}
-
-// ---------------------------------------------------------------------------
-// 2. Runtime.
-
-int conn_output(void* addr, void* buffer, size_t length, uint8_t tos, uint8_t set_df);
-void on_upcall(struct socket* sock, void* arg, int flags);
-
-void debug_printf(const char* format, ...) __attribute__((format(printf, 1, 2)));
-void debug_printf(const char* format, ...) {
-  if (static_cast<int>(log::level()) < static_cast<int>(log::Level::Verbose)) return;
-  char line[512];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(line, sizeof line, format, args);
-  va_end(args);
-  size_t n = std::strlen(line);
-  while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
-  RTCMESH_LOG(Verbose, "usrsctp", line);
-}
-
-// Process-wide state. Never destroyed (leaked on purpose): usrsctp stays
-// initialized for the life of the process, because usrsctp_finish() fails while
-// aborted associations are still being freed (usrsctp#28) and crashed after
-// usrsctp_init_nothreads in some versions (usrsctp#435).
-struct Runtime {
-  std::mutex mutex;
-  bool initialized = false;
-  uintptr_t next_id = 1;  // 0 is never used: usrsctp_connect rejects a null sconn_addr
-  std::unordered_map<uintptr_t, SctpTransport::Impl*> transports;
-  std::unordered_map<base::Loop*, size_t> loops;  // live transports per loop
-
-  // The tick runs on one loop at a time: the loop of the first transport, and
-  // when that loop has no transport left, the loop of another live transport.
-  // It stops when the last transport is destroyed (so it never outlives the
-  // loops: transports are destroyed before their loop, by contract).
-  base::Loop* tick_loop = nullptr;
-  uint64_t tick_generation = 0;
-  base::Loop::TimerId tick_timer = 0;
-  Clock::time_point last_tick;
-
-  static Runtime& get() {
-    static Runtime* runtime = new Runtime;
-    return *runtime;
-  }
-
-  // Returns the transport registered under `id`; caller holds `mutex`.
-  SctpTransport::Impl* find_locked(uintptr_t id) {
-    auto it = transports.find(id);
-    return it == transports.end() ? nullptr : it->second;
-  }
-
-  SctpTransport::Impl* find(uintptr_t id) {
-    std::lock_guard<std::mutex> lock(mutex);
-    return find_locked(id);
-  }
-
-  uintptr_t add(SctpTransport::Impl* impl, base::Loop* loop) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (!initialized) {
-      initialize_usrsctp();
-      initialized = true;
-    }
-    uintptr_t id = next_id++;
-    transports.emplace(id, impl);
-    ++loops[loop];
-    if (tick_loop == nullptr) start_tick_locked(loop);
-    return id;
-  }
-
-  // Called on `loop`'s thread (the transport's destructor).
-  void remove(uintptr_t id, base::Loop* loop) {
-    std::lock_guard<std::mutex> lock(mutex);
-    transports.erase(id);
-    auto it = loops.find(loop);
-    if (it == loops.end() || --it->second > 0) return;
-    loops.erase(it);
-    if (tick_loop != loop) return;
-    loop->cancel(tick_timer);  // we are on this loop's thread
-    tick_loop = nullptr;
-    ++tick_generation;
-    if (!loops.empty()) start_tick_locked(loops.begin()->first);  // post_after is thread-safe
-  }
-
-  void start_tick_locked(base::Loop* loop) {
-    tick_loop = loop;
-    uint64_t generation = ++tick_generation;
-    last_tick = Clock::now();
-    tick_timer = loop->post_after(kTickInterval, [loop, generation] { tick(loop, generation); });
-  }
-
-  static void tick(base::Loop* loop, uint64_t generation) {
-    Runtime& rt = get();
-    uint32_t elapsed_ms;
-    {
-      std::lock_guard<std::mutex> lock(rt.mutex);
-      if (rt.tick_loop != loop || rt.tick_generation != generation) return;
-      auto elapsed =
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rt.last_tick);
-      rt.last_tick += elapsed;  // keep the sub-millisecond remainder for the next tick
-      elapsed_ms = static_cast<uint32_t>(elapsed.count());
-    }
-    // Outside the mutex: timers call conn_output and the upcall, which lock it.
-    if (elapsed_ms > 0) usrsctp_handle_timers(elapsed_ms);
-    std::lock_guard<std::mutex> lock(rt.mutex);
-    if (rt.tick_loop != loop || rt.tick_generation != generation) return;
-    rt.tick_timer = loop->post_after(kTickInterval, [loop, generation] { tick(loop, generation); });
-  }
-
-  static void initialize_usrsctp() {
-    // Port 0: no UDP encapsulation socket. No threads: we drive the timers.
-    usrsctp_init_nothreads(0, conn_output, debug_printf);
-    select_crc32c();
-    // We compute the CRC32c of outgoing packets in conn_output (cheaper, SSE4.2)
-    // and skip verifying incoming ones: DTLS already authenticates every packet
-    // (notes §5 #18; usrsctp 0.9.5 has no zero-checksum support, RFC 9653).
-    usrsctp_enable_crc32c_offload();
-
-    // Sysctls are global and only affect sockets created afterwards (usrsctp#214).
-    // Extensions: PR-SCTP (RFC 3758) and RE-CONFIG (RFC 6525) are needed by
-    // WebRTC (RFC 8831 §5, §6.7). ASCONF (RFC 5061) and AUTH (RFC 4895) are not:
-    // Chromium's and Firefox's usrsctp builds disabled both ("reduce attack
-    // surface"), and stream reset works without AUTH in usrsctp (the RE-CONFIG
-    // chunk is only authenticated if the peer asks for it in its chunk list).
-    // ASCONF must go first: usrsctp refuses auth=0 while asconf=1.
-    usrsctp_sysctl_set_sctp_asconf_enable(0);
-    usrsctp_sysctl_set_sctp_auth_enable(0);
-    usrsctp_sysctl_set_sctp_pr_enable(1);
-    usrsctp_sysctl_set_sctp_reconfig_enable(1);
-    usrsctp_sysctl_set_sctp_ecn_enable(0);      // as libwebrtc/libdatachannel; dcSCTP has none
-    usrsctp_sysctl_set_sctp_nrsack_enable(0);   // not standardized
-    usrsctp_sysctl_set_sctp_pktdrop_enable(0);  // not standardized
-    usrsctp_sysctl_set_sctp_sendspace(kSendBuffer);
-    usrsctp_sysctl_set_sctp_recvspace(kReceiveBuffer);
-    // The per-association chunk limit would otherwise cap the queue long
-    // before the byte limits above (1 MiB / ~1170 B chunks, with margin).
-    usrsctp_sysctl_set_sctp_max_chunks_on_queue(64 * 1024);
-    usrsctp_sysctl_set_sctp_nr_outgoing_streams_default(kStreamCount);
-    // Congestion control: RFC 4960/9260 standard (libdatachannel#354).
-    usrsctp_sysctl_set_sctp_default_cc_module(SCTP_CC_RFC2581);
-    usrsctp_sysctl_set_sctp_initial_cwnd(10);       // RFC 6928-like start, as libdatachannel
-    usrsctp_sysctl_set_sctp_max_burst_default(10);  // measured: 4, 10, 32 or 0 (off) cost the same
-    // SACK every 2nd packet (RFC 9260 §6.2 SHOULD); every 4th would save ~10% of
-    // instructions on loopback but slows the peer's congestion window growth.
-    usrsctp_sysctl_set_sctp_delayed_sack_time_default(20);  // ms (RFC 9260 allows up to 500)
-    // RTO as libdatachannel: a lost INIT or DATA is retried after 1 s, RTO
-    // bounded to [200 ms, 10 s] (RFC 9260 says 1 s minimum; WebRTC stacks use
-    // less: dcSCTP 220 ms).
-    usrsctp_sysctl_set_sctp_rto_min_default(200);
-    usrsctp_sysctl_set_sctp_rto_max_default(10000);
-    usrsctp_sysctl_set_sctp_rto_initial_default(1000);
-    usrsctp_sysctl_set_sctp_init_rto_max_default(10000);
-    // Retransmission limits: RFC 9260 §16 defaults (as dcSCTP), not
-    // libdatachannel's 5. With 5, a few spurious timeouts on a starved CPU plus
-    // 10% loss occasionally killed the association in our loss test; a dead
-    // link is detected by ICE consent freshness (RFC 7675) long before anyway.
-    usrsctp_sysctl_set_sctp_init_rtx_max_default(8);
-    usrsctp_sysctl_set_sctp_assoc_rtx_max_default(10);
-    usrsctp_sysctl_set_sctp_path_rtx_max_default(5);
-    usrsctp_sysctl_set_sctp_heartbeat_interval_default(10000);  // ms
-  }
-};
-
-// Thread-local receive scratch buffer: all transports of a loop share one, so
-// an idle association costs no receive buffer. `busy` guards against nesting
-// (a user callback that makes another transport receive synchronously).
-struct ReceiveScratch {
-  std::vector<uint8_t> buffer;
-  bool busy = false;
-};
-thread_local ReceiveScratch receive_scratch;
-
-}  // namespace
-
-// ---------------------------------------------------------------------------
-// 3. The association.
-
-struct SctpTransport::Impl {
-  Impl(base::Loop& loop, PacketTransport& lower, Options options, Callbacks callbacks);
-  ~Impl();
-
-  // Public API.
-  void start();
-  bool send(uint16_t stream, uint32_t ppid, ByteSpan message, const SendOptions& options);
-  size_t buffered_amount(uint16_t stream) const;
-  void reset_stream(uint16_t stream);
-  void close();
-
-  // Called from the C callbacks (any thread).
-  void on_upcall_events();
-  // Processing entry points (loop thread, top level).
-  void on_lower_packet(ByteSpan packet);
-  void feed_early_packets();
-  void process();
-
-  enum class SendResult { Accepted, WouldBlock, Failed };
-  struct Outgoing {
-    uint16_t stream;
-    uint32_t ppid;
-    SendOptions options;
-    bool reset;  // a reset marker: reset `stream` once the data before it left
-    std::vector<uint8_t> data;
-  };
-  struct StreamState {
-    size_t buffered = 0;         // bytes of this stream in queue_
-    bool closing = false;        // reset_stream() (or a peer reset) seen: send() refused
-    bool reset_sent = false;     // our outgoing reset was handed to usrsctp
-    bool outgoing_done = false;  // the peer confirmed our outgoing reset
-    bool incoming_done = false;  // the peer reset its outgoing side
-    uint8_t refusals = 0;        // our reset request was refused this many times
-  };
-
-  void setup_socket();
-  void conn_input(ByteSpan packet);
-  SendResult try_send(uint16_t stream, uint32_t ppid, const uint8_t* data, size_t size,
-                      const SendOptions& options);
-  bool ensure_send_buffer(size_t size);
-  void restore_send_buffer();
-  // Each returns false when the transport was destroyed by a user callback.
-  bool drain_receive(const std::shared_ptr<bool>& alive);
-  bool deliver_message(const std::shared_ptr<bool>& alive, uint16_t stream, uint32_t ppid,
-                       ByteSpan message);
-  bool handle_notification(const std::shared_ptr<bool>& alive, const uint8_t* data, size_t size);
-  bool handle_assoc_change(const sctp_assoc_change& change);
-  bool handle_stream_reset(const std::shared_ptr<bool>& alive, const uint8_t* data, size_t size);
-  bool flush(const std::shared_ptr<bool>& alive);
-  bool report_states(const std::shared_ptr<bool>& alive);
-  void queue_reset(uint16_t stream);
-  void request_resets();
-  void arm_reset_retry();
-  void maybe_release_stream(uint16_t stream);
-  void begin_shutdown();
-  void abort_socket();
-  void set_state(State state, std::string error = {});
-  void schedule_process();
-
-  base::Loop& loop_;
-  PacketTransport& lower_;
-  const Options options_;
-  const Callbacks callbacks_;
-  uintptr_t id_ = 0;
-  struct socket* sock_ = nullptr;  // read by stats()
-  std::string setup_error_;
-  State state_ = State::New;
-  bool closing_ = false;          // close() called, the peer shut down, or ended: no new data
-  bool close_requested_ = false;  // close() called: SHUTDOWN once the queue drained
-  bool shutdown_sent_ = false;    // usrsctp_shutdown(SHUT_WR) done
-  base::Loop::TimerId shutdown_timer_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  bool processing_ = false;
-
-  // Set by the upcall (possibly on another thread).
-  std::atomic<bool> events_pending_{false};
-  // True while a top-level entry point is inside usrsctp; it processes the
-  // events itself afterwards, so the upcall need not post a task.
-  std::atomic<bool> inline_call_{false};
-  std::atomic<bool> process_posted_{false};
-
-  // Packets received before start() (and, after it, until they were fed).
-  std::deque<std::vector<uint8_t>> early_packets_;
-  size_t early_bytes_ = 0;
-
-  // Send side: one FIFO for all streams (fairness is then simply arrival order).
-  std::deque<Outgoing> queue_;
-  std::unordered_map<uint16_t, StreamState> streams_;
-  std::vector<uint16_t> resets_to_request_;
-  base::Loop::TimerId reset_retry_timer_ = 0;
-  bool reset_retry_armed_ = false;
-  int send_buffer_ = kSendBuffer;  // current SO_SNDBUF
-  std::vector<uint16_t> buffered_changed_;
-
-  // Receive side: reassembly until MSG_EOR, separately for data and notifications.
-  std::vector<uint8_t> message_;
-  bool receive_paused_ = false;  // set_receive_paused(): leave data in usrsctp
-  bool message_started_ = false;
-  bool message_discarding_ = false;
-  size_t message_size_ = 0;
-  uint16_t message_stream_ = 0;
-  uint32_t message_ppid_ = 0;
-  std::vector<uint8_t> notification_;
-
-  std::deque<std::pair<State, std::string>> state_reports_;
-  Stats stats_;
-};
-
-namespace {
-
 int conn_output(void* addr, void* buffer, size_t length, uint8_t /*tos*/, uint8_t /*set_df*/) {
   auto id = reinterpret_cast<uintptr_t>(addr);
   write_checksum(buffer, length);
   Runtime& rt = Runtime::get();
-  std::unique_lock<std::mutex> lock(rt.mutex);
+  std::unique_lock<std::mutex> lock = rt.lock();
   SctpTransport::Impl* impl = rt.find_locked(id);
   if (impl == nullptr) return -1;  // transport gone (usrsctp#405)
-  if (impl->loop_.in_loop_thread()) {
+  if (impl->executor_.in_executor_thread()) {
     // The transport cannot be destroyed while we run on its thread.
     lock.unlock();
     impl->lower_.send(ByteSpan(static_cast<const uint8_t*>(buffer), length));
     return 0;
   }
-  // A timer of this association fired on another loop's tick, or usrsctp's
+  // A timer of this association fired on another executor's tick, or usrsctp's
   // iterator thread sent something: copy and hand it over to the right thread.
   std::vector<uint8_t> copy(static_cast<const uint8_t*>(buffer),
                             static_cast<const uint8_t*>(buffer) + length);
-  impl->loop_.post([id, copy = std::move(copy)] {
+  impl->executor_.post([id, copy = std::move(copy)] {
     if (SctpTransport::Impl* target = Runtime::get().find(id)) {
       target->lower_.send(ByteSpan(copy.data(), copy.size()));
     }
@@ -459,39 +86,41 @@ int conn_output(void* addr, void* buffer, size_t length, uint8_t /*tos*/, uint8_
   return 0;
 }
 
+namespace {
+
 void on_upcall(struct socket* /*sock*/, void* arg, int /*flags*/) {
   // Runs inside usrsctp with socket locks held: touch nothing but flags.
   auto id = reinterpret_cast<uintptr_t>(arg);
   Runtime& rt = Runtime::get();
-  std::lock_guard<std::mutex> lock(rt.mutex);
+  std::unique_lock<std::mutex> lock = rt.lock();
   if (SctpTransport::Impl* impl = rt.find_locked(id)) impl->on_upcall_events();
 }
 
 }  // namespace
 
-SctpTransport::Impl::Impl(base::Loop& loop, PacketTransport& lower, Options options,
+SctpTransport::Impl::Impl(base::Executor& executor, PacketTransport& lower, Options options,
                           Callbacks callbacks)
-    : loop_(loop), lower_(lower), options_(options), callbacks_(std::move(callbacks)) {
-  assert(loop_.in_loop_thread());
-  id_ = Runtime::get().add(this, &loop_);
+    : executor_(executor), lower_(lower), options_(options), callbacks_(std::move(callbacks)) {
+  assert(executor_.in_executor_thread());
+  id_ = Runtime::get().add(this, executor_);
   usrsctp_register_address(reinterpret_cast<void*>(id_));
   setup_socket();
   lower_.set_receiver([this](ByteSpan packet) { on_lower_packet(packet); });
 }
 
 SctpTransport::Impl::~Impl() {
-  assert(loop_.in_loop_thread());
+  assert(executor_.in_executor_thread());
   *alive_ = false;
   lower_.set_receiver(nullptr);
-  if (shutdown_timer_ != 0) loop_.cancel(shutdown_timer_);
-  if (reset_retry_armed_) loop_.cancel(reset_retry_timer_);
+  if (shutdown_timer_ != 0) executor_.cancel(shutdown_timer_);
+  if (reset_retry_armed_) executor_.cancel(reset_retry_timer_);
   // Close while still registered, so the ABORT (SO_LINGER 0) reaches the peer
   // through conn_output. The upcall it may trigger only sets flags.
   if (sock_ != nullptr) usrsctp_close(sock_);
   sock_ = nullptr;
   // From here on conn_output and the upcall find nothing for our id, and posted
   // tasks (processing, foreign-thread packets) look the id up and do nothing.
-  Runtime::get().remove(id_, &loop_);
+  Runtime::get().remove(id_, executor_);
   usrsctp_deregister_address(reinterpret_cast<void*>(id_));
 }
 
@@ -595,7 +224,7 @@ void SctpTransport::Impl::start() {
   // Feed the early packets from a task: processing them may run callbacks.
   if (!early_packets_.empty()) {
     uintptr_t id = id_;
-    loop_.post([id] {
+    executor_.post([id] {
       if (SctpTransport::Impl* impl = Runtime::get().find(id)) impl->feed_early_packets();
     });
   }
@@ -658,7 +287,7 @@ void SctpTransport::Impl::close() {
   // itself sends it after all its outstanding data was acknowledged.
   if (queue_.empty()) begin_shutdown();
   uintptr_t id = id_;
-  shutdown_timer_ = loop_.post_after(kShutdownTimeout, [id] {
+  shutdown_timer_ = executor_.post_after(kShutdownTimeout, [id] {
     SctpTransport::Impl* impl = Runtime::get().find(id);
     if (impl == nullptr) return;
     impl->shutdown_timer_ = 0;
@@ -721,7 +350,7 @@ void SctpTransport::Impl::on_upcall_events() {
 void SctpTransport::Impl::schedule_process() {
   if (process_posted_.exchange(true)) return;
   uintptr_t id = id_;
-  loop_.post([id] {
+  executor_.post([id] {
     SctpTransport::Impl* impl = Runtime::get().find(id);
     if (impl == nullptr) return;
     impl->process_posted_.store(false);
@@ -760,249 +389,6 @@ bool SctpTransport::Impl::report_states(const std::shared_ptr<bool>& alive) {
   }
   return true;
 }
-
-bool SctpTransport::Impl::drain_receive(const std::shared_ptr<bool>& alive) {
-  ReceiveScratch& scratch = receive_scratch;
-  std::vector<uint8_t> nested;
-  uint8_t* buffer;
-  bool owns_scratch = !scratch.busy;
-  if (owns_scratch) {
-    if (scratch.buffer.size() < kReceiveChunk) scratch.buffer.resize(kReceiveChunk);
-    scratch.busy = true;
-    buffer = scratch.buffer.data();
-  } else {
-    nested.resize(kReceiveChunk);
-    buffer = nested.data();
-  }
-  struct Release {
-    ReceiveScratch& scratch;
-    bool owns;
-    ~Release() {
-      if (owns) scratch.busy = false;
-    }
-  } release{scratch, owns_scratch};
-
-  while (sock_ != nullptr && !receive_paused_) {
-    sctp_rcvinfo info{};
-    socklen_t info_size = sizeof info;
-    unsigned int info_type = SCTP_RECVV_NOINFO;
-    sockaddr_conn from{};
-    socklen_t from_size = sizeof from;
-    int flags = 0;
-    ssize_t n = usrsctp_recvv(sock_, buffer, kReceiveChunk, reinterpret_cast<sockaddr*>(&from),
-                              &from_size, &info, &info_size, &info_type, &flags);
-    if (n < 0) {
-      if (errno != EWOULDBLOCK && errno != EAGAIN && errno != ENOTCONN) {
-        RTCMESH_LOG(Debug, "sctp", "usrsctp_recvv: " << std::strerror(errno));
-      }
-      return true;
-    }
-    if (n == 0) return true;  // end of stream (peer shut down); nothing more to read
-    auto size = static_cast<size_t>(n);
-    bool eor = (flags & MSG_EOR) != 0;
-
-    if (flags & MSG_NOTIFICATION) {
-      if (notification_.empty() && eor) {
-        if (!handle_notification(alive, buffer, size)) return false;
-      } else {
-        notification_.insert(notification_.end(), buffer, buffer + size);
-        if (eor) {
-          std::vector<uint8_t> whole = std::move(notification_);
-          notification_.clear();
-          if (!handle_notification(alive, whole.data(), whole.size())) return false;
-        }
-      }
-      continue;
-    }
-
-    if (!message_started_) {
-      message_started_ = true;
-      message_discarding_ = false;
-      message_size_ = 0;
-      message_stream_ = info_type == SCTP_RECVV_RCVINFO ? info.rcv_sid : 0;
-      message_ppid_ = info_type == SCTP_RECVV_RCVINFO ? ntohl(info.rcv_ppid) : 0;
-    }
-    message_size_ += size;
-    if (message_size_ > options_.max_receive_message_size) {
-      if (!message_discarding_) {
-        message_discarding_ = true;
-        std::vector<uint8_t>().swap(message_);  // free the partial message
-      }
-    } else if (eor && message_.empty()) {
-      // Whole message in one read: deliver from the scratch buffer, no copy.
-      message_started_ = false;
-      if (!deliver_message(alive, message_stream_, message_ppid_, ByteSpan(buffer, size)))
-        return false;
-      continue;
-    } else {
-      message_.insert(message_.end(), buffer, buffer + size);
-    }
-    if (!eor) continue;
-    message_started_ = false;
-    if (message_discarding_) {
-      ++stats_.messages_dropped;
-      RTCMESH_LOG(Warn, "sctp",
-                  "dropped a " << message_size_ << "-byte message on stream " << message_stream_
-                               << " (limit " << options_.max_receive_message_size << ")");
-      continue;
-    }
-    std::vector<uint8_t> whole = std::move(message_);
-    message_.clear();
-    if (!deliver_message(alive, message_stream_, message_ppid_,
-                         ByteSpan(whole.data(), whole.size()))) {
-      return false;
-    }
-    if (message_.capacity() == 0 && whole.capacity() <= kReceiveChunk * 4) {
-      whole.clear();
-      message_ = std::move(whole);  // keep a moderate buffer for the next one
-    }
-  }
-  return true;
-}
-
-bool SctpTransport::Impl::deliver_message(const std::shared_ptr<bool>& alive, uint16_t stream,
-                                          uint32_t ppid, ByteSpan message) {
-  ++stats_.messages_received;
-  stats_.bytes_received += message.size();
-  if (callbacks_.on_message) {
-    callbacks_.on_message(stream, ppid, message);
-    if (!*alive) return false;
-  }
-  return true;
-}
-
-bool SctpTransport::Impl::handle_notification(const std::shared_ptr<bool>& alive,
-                                              const uint8_t* data, size_t size) {
-  sctp_notification::sctp_tlv header;
-  if (size < sizeof header) return true;
-  std::memcpy(&header, data, sizeof header);
-  switch (header.sn_type) {
-    case SCTP_ASSOC_CHANGE: {
-      sctp_assoc_change change{};
-      std::memcpy(&change, data, std::min(size, sizeof change));
-      handle_assoc_change(change);
-      return report_states(alive);
-    }
-    case SCTP_SHUTDOWN_EVENT:
-      // The peer started a graceful shutdown: it accepts no more data from us
-      // (RFC 9260 §9.2); SHUTDOWN_COMP follows.
-      RTCMESH_LOG(Debug, "sctp", "peer shut down the association");
-      closing_ = true;
-      return true;
-    case SCTP_SENDER_DRY_EVENT:
-      events_pending_.store(true);  // flush below anyway; nothing else to do
-      return true;
-    case SCTP_STREAM_RESET_EVENT:
-      return handle_stream_reset(alive, data, size);
-    default:
-      return true;
-  }
-}
-
-bool SctpTransport::Impl::handle_assoc_change(const sctp_assoc_change& change) {
-  switch (change.sac_state) {
-    case SCTP_COMM_UP:
-      RTCMESH_LOG(Debug, "sctp",
-                  "association up, streams out " << change.sac_outbound_streams << " in "
-                                                 << change.sac_inbound_streams);
-      if (state_ == State::Connecting) set_state(State::Connected);
-      break;
-    case SCTP_RESTART:
-      RTCMESH_LOG(Warn, "sctp", "peer restarted the association");
-      break;
-    case SCTP_SHUTDOWN_COMP:
-      if (state_ != State::Closed && state_ != State::Failed) set_state(State::Closed);
-      break;
-    case SCTP_COMM_LOST:
-      if (state_ == State::Closed || state_ == State::Failed) break;
-      if (shutdown_sent_) {
-        set_state(State::Closed);  // we were closing anyway
-      } else {
-        set_state(State::Failed,
-                  "SCTP association lost (peer aborted or stopped answering), error " +
-                      std::to_string(change.sac_error));
-      }
-      break;
-    case SCTP_CANT_STR_ASSOC:
-      if (state_ != State::Closed && state_ != State::Failed) {
-        set_state(State::Failed, "SCTP association could not be established");
-      }
-      break;
-    default:
-      break;
-  }
-  return true;
-}
-
-bool SctpTransport::Impl::handle_stream_reset(const std::shared_ptr<bool>& alive,
-                                              const uint8_t* data, size_t size) {
-  if (size < sizeof(sctp_stream_reset_event)) return true;
-  sctp_stream_reset_event event;
-  std::memcpy(&event, data, sizeof event);
-  size_t length = std::min<size_t>(event.strreset_length, size);
-  size_t count = (length - sizeof event) / sizeof(uint16_t);
-  std::vector<uint16_t> list(count);
-  if (count > 0) std::memcpy(list.data(), data + sizeof event, count * sizeof(uint16_t));
-  uint16_t flags = event.strreset_flags;
-
-  if (flags & (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED)) {
-    // Our request was refused (RFC 6525 §5.2.2 results "denied" / "in
-    // progress"): the peer may have been busy with a request of its own.
-    if (flags & SCTP_STREAM_RESET_OUTGOING_SSN) {
-      for (uint16_t stream : list) {
-        auto it = streams_.find(stream);
-        if (it == streams_.end() || !it->second.reset_sent || it->second.outgoing_done) continue;
-        StreamState& st = it->second;
-        if (++st.refusals >= kMaxResetRefusals) {
-          RTCMESH_LOG(Warn, "sctp",
-                      "peer keeps refusing the reset of stream " << stream << "; giving up");
-          st.outgoing_done = true;
-          maybe_release_stream(stream);
-          continue;
-        }
-        st.reset_sent = false;
-        resets_to_request_.push_back(stream);
-      }
-      if (!resets_to_request_.empty()) arm_reset_retry();
-    }
-    return true;
-  }
-  if (list.empty()) {
-    RTCMESH_LOG(Debug, "sctp", "reset of all streams ignored");
-    return true;
-  }
-  if (flags & SCTP_STREAM_RESET_INCOMING_SSN) {
-    // The peer reset its outgoing side (closed the channel, or answered ours):
-    // reset ours too, after the data we still have queued (RFC 8831 §6.7).
-    for (uint16_t stream : list) {
-      StreamState& st = streams_[stream];
-      st.incoming_done = true;
-      if (!st.closing) {
-        st.closing = true;
-        queue_reset(stream);
-      }
-    }
-    for (uint16_t stream : list) {
-      if (callbacks_.on_stream_reset) {
-        callbacks_.on_stream_reset(stream);
-        if (!*alive) return false;
-      }
-      maybe_release_stream(stream);
-    }
-    events_pending_.store(true);  // flush the reset markers
-  }
-  if (flags & SCTP_STREAM_RESET_OUTGOING_SSN) {
-    for (uint16_t stream : list) {
-      auto it = streams_.find(stream);
-      if (it == streams_.end()) continue;
-      it->second.outgoing_done = true;
-      maybe_release_stream(stream);
-    }
-    if (!resets_to_request_.empty()) request_resets();  // one request at a time
-  }
-  return true;
-}
-
 void SctpTransport::Impl::maybe_release_stream(uint16_t stream) {
   // Both directions reset and nothing queued: the id may be reused (RFC 8831 §6.7).
   auto it = streams_.find(stream);
@@ -1171,7 +557,7 @@ void SctpTransport::Impl::arm_reset_retry() {
   if (reset_retry_armed_) return;
   reset_retry_armed_ = true;
   uintptr_t id = id_;
-  reset_retry_timer_ = loop_.post_after(kResetRetryDelay, [id] {
+  reset_retry_timer_ = executor_.post_after(kResetRetryDelay, [id] {
     SctpTransport::Impl* impl = Runtime::get().find(id);
     if (impl == nullptr) return;
     impl->reset_retry_armed_ = false;
@@ -1206,9 +592,9 @@ void SctpTransport::Impl::set_state(State state, std::string error) {
 
 // --- SctpTransport ----------------------------------------------------------
 
-SctpTransport::SctpTransport(base::Loop& loop, PacketTransport& lower, Options options,
+SctpTransport::SctpTransport(base::Executor& executor, PacketTransport& lower, Options options,
                              Callbacks callbacks)
-    : impl_(std::make_unique<Impl>(loop, lower, options, std::move(callbacks))) {}
+    : impl_(std::make_unique<Impl>(executor, lower, options, std::move(callbacks))) {}
 
 SctpTransport::~SctpTransport() = default;
 

@@ -4,17 +4,19 @@
 // SCTP packets are at most 1188 bytes (fixed path MTU, RFC 8261 §5) and carry a
 // valid CRC32c; incoming checksums are not verified (DTLS authenticates).
 //
-// Thread-safety: not thread-safe. Construct, call and destroy on the loop thread;
+// Thread-safety: not thread-safe. Construct, call and destroy on the executor
+// thread (every timer and posted task of the transport runs on that executor);
 // all callbacks run there. Callbacks never run inside a usrsctp call, nor inside
 // one of the methods below (changes those cause are reported from a posted task).
 // A callback may call any method, including destroying the transport.
 // `lower` must outlive this object; its send() must not deliver to our receiver
 // synchronously. Packets that arrive before start() are kept (up to 64).
 //
-// Process-wide: usrsctp is initialized once (never finished) and its timers run
-// from a 10 ms tick on the loop of the first live transport (moved to another
-// loop when that one has none left, stopped when no transport is left). Several
-// loops work, but one loop per process is the efficient setup.
+// Process-wide (usrsctp_runtime.hpp): usrsctp is initialized once (never
+// finished) and its timers run from a 10 ms tick on the executor of the first
+// live transport (moved to another executor when that one has none left,
+// stopped when no transport is left), with the time that executor's now()
+// reports. Several executors work, but one per process is the efficient setup.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +24,7 @@
 #include <memory>
 #include <string>
 
-#include "base/loop.hpp"
+#include "base/executor.hpp"
 #include "base/packet_transport.hpp"
 
 namespace rtcmesh::sctp {
@@ -83,7 +85,7 @@ struct Options {
 class SctpTransport {
  public:
   // Installs itself as `lower`'s receiver.
-  SctpTransport(base::Loop& loop, PacketTransport& lower, Options options, Callbacks callbacks);
+  SctpTransport(base::Executor& executor, PacketTransport& lower, Options options, Callbacks callbacks);
   // Aborts the association if still open (the ABORT goes out through `lower`);
   // no callback runs during or after destruction.
   ~SctpTransport();

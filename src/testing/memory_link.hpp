@@ -1,16 +1,16 @@
 // Test double: two PacketTransports joined in memory. A datagram sent on one end
-// is delivered to the other end's receiver on the loop thread, asynchronously
+// is delivered to the other end's receiver on the executor, asynchronously
 // (posted), so layers never re-enter themselves. A filter can drop datagrams to
 // simulate loss.
 //
-// Thread-safety: use on the loop thread only (like every PacketTransport).
+// Thread-safety: use on the executor thread only (like every PacketTransport).
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <vector>
 
-#include "base/loop.hpp"
+#include "base/executor.hpp"
 #include "base/packet_transport.hpp"
 
 namespace rtcmesh::testing {
@@ -37,12 +37,12 @@ class MemoryLink {
 
    private:
     friend class MemoryLink;
-    base::Loop* loop_ = nullptr;
+    base::Executor* loop_ = nullptr;
     End* peer_ = nullptr;
     std::shared_ptr<bool> alive_;
   };
 
-  explicit MemoryLink(base::Loop& loop) : alive_(std::make_shared<bool>(true)) {
+  explicit MemoryLink(base::Executor& loop) : alive_(std::make_shared<bool>(true)) {
     a.loop_ = b.loop_ = &loop;
     a.peer_ = &b;
     b.peer_ = &a;
