@@ -51,7 +51,8 @@ std::string run(const uint8_t* data, size_t size, size_t cut, size_t limit) {
   if (status == WsDecoder::Status::Ok) status = decoder.feed(copy.data() + cut, size - cut, log);
   if (status == WsDecoder::Status::Failed) {
     const uint16_t code = decoder.error().close_code;
-    rtcmesh::fuzz::check(code == 1002 || code == 1007 || code == 1009, "failure without a close code");
+    rtcmesh::fuzz::check(code == 1002 || code == 1007 || code == 1009,
+                         "failure without a close code");
     log.events += "F" + std::to_string(code);
   }
   return log.events;
@@ -65,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t cut = size > 1 ? data[1] % size : 0;
   const std::string whole = run(data + 1, size - 1, 0, limit);
   const std::string split = run(data + 1, size - 1, cut == 0 ? 0 : cut - 1, limit);
-  rtcmesh::fuzz::check(whole == split, "split feed decodes differently", whole + "\n----\n" + split);
+  rtcmesh::fuzz::check(whole == split, "split feed decodes differently",
+                       whole + "\n----\n" + split);
   std::string out;
   rtcmesh::hub::append_text_frame(out, std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;

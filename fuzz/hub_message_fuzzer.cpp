@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(code == "bad_json" || code == "bad_message" || code == "unknown_type" ||
               code == "invalid_id",
           "unexpected error code", code);
-    check(code == "bad_json" || object || code == "bad_message", "non-JSON rejected as not bad_json");
+    check(code == "bad_json" || object || code == "bad_message",
+          "non-JSON rejected as not bad_json");
     return 0;
   }
   check(object, "accepted text is not one JSON object", text);

@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto cp = witness::parse_peer_checkpoint(bytes);
   if (cp.ok()) {
     fuzz::check(cp->signature_ok(), "accepted a checkpoint whose signature fails");
-    fuzz::check(witness::Checkpoint::from_export(cp->export_json().dump()).ok(), "export does not re-parse");
+    fuzz::check(witness::Checkpoint::from_export(cp->export_json().dump()).ok(),
+                "export does not re-parse");
   }
   return 0;
 }

@@ -6,9 +6,9 @@
 //   memory      resident memory per connection with K connections open
 // Prints a table, or one JSON object with --json. bench/run compares against
 // Chromium and aiortc.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -68,13 +68,15 @@ struct Pair {
 
 // threads == 2: the answerer gets a network thread of its own, as if the two
 // peers were two processes; threads == 1: both share the process's thread.
-std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init = {}, const Observers& obs = {}) {
+std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init = {},
+                                   const Observers& obs = {}) {
   Configuration ca = testing::loopback_config(), cb = testing::loopback_config();
   ca.observer = obs.a;
   cb.dedicated_network_thread = threads > 1;
   cb.observer = obs.b;
   auto pair = std::make_unique<Pair>(ca, cb);
-  if (!pair->peers.created) throw std::runtime_error("create: " + to_string(pair->peers.created.error()));
+  if (!pair->peers.created)
+    throw std::runtime_error("create: " + to_string(pair->peers.created.error()));
   // A refused candidate is not reported: a pair that cannot connect fails below.
   pair->peers.wire_candidates();
   auto signal = std::make_shared<testing::Waiter>();
@@ -94,7 +96,8 @@ std::unique_ptr<Pair> connect_pair(int threads = 1, const DataChannelInit& init 
     signal->notify();
   });
   if (auto s = pair->peers.negotiate(); !s) throw std::runtime_error(to_string(s.error()));
-  if (!signal->wait([&] { return state->load() >= 2; })) throw std::runtime_error("channel did not open");
+  if (!signal->wait([&] { return state->load() >= 2; }))
+    throw std::runtime_error("channel did not open");
   pair->setup_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   return pair;
 }
@@ -119,7 +122,8 @@ double throughput_MBps(const BenchOptions& o, int threads, const Observers& obs 
   auto channel = pair->da;
   auto pump = [&] {
     while (running && channel->buffered_amount() < kHigh) {
-      if (!channel->send(std::span<const uint8_t>(chunk))) break;  // full: bufferedamountlow resumes
+      if (!channel->send(std::span<const uint8_t>(chunk)))
+        break;  // full: bufferedamountlow resumes
     }
   };
   channel->set_buffered_amount_low_threshold(kLow);
@@ -151,7 +155,8 @@ std::pair<double, double> rtt_us(const BenchOptions& o, int threads) {
   b->on_message([b](const Message& m) { (void)b->send(m.text()); });
   a->on_message([&](const Message&) {
     auto now = Clock::now();
-    if (done >= warmup) samples.push_back(std::chrono::duration<double, std::micro>(now - sent_at).count());
+    if (done >= warmup)
+      samples.push_back(std::chrono::duration<double, std::micro>(now - sent_at).count());
     if (++done == total) {
       signal.notify();
       return;
@@ -233,27 +238,32 @@ int witness_compare(const BenchOptions& o) {
   for (size_t i = 0; i < off.size(); ++i) {
     if (off[i] > 0) paired.push_back((off[i] - on[i]) / off[i] * 100.0);
   }
-  nlohmann::json out = {{"throughput_witness_off_MBps", moff},
-                        {"throughput_witness_on_MBps", mon},
-                        {"witness_overhead_pct", percentile(paired, 0.5)},
-                        {"witness_overhead_of_medians_pct", moff > 0 ? (moff - mon) / moff * 100.0 : 0.0},
-                        {"witness_events_per_on_round", static_cast<double>(events) / o.rounds},
-                        {"witness_events_rejected", rejected},
-                        {"rounds", o.rounds},
-                        {"seconds_per_round", o.seconds},
-                        {"message_size", o.message_size}};
+  nlohmann::json out = {
+      {"throughput_witness_off_MBps", moff},
+      {"throughput_witness_on_MBps", mon},
+      {"witness_overhead_pct", percentile(paired, 0.5)},
+      {"witness_overhead_of_medians_pct", moff > 0 ? (moff - mon) / moff * 100.0 : 0.0},
+      {"witness_events_per_on_round", static_cast<double>(events) / o.rounds},
+      {"witness_events_rejected", rejected},
+      {"rounds", o.rounds},
+      {"seconds_per_round", o.seconds},
+      {"message_size", o.message_size}};
   out["off_runs_MBps"] = off;
   out["on_runs_MBps"] = on;
   for (auto& n : nodes) n->close();
   if (o.json) {
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("throughput, %zu-byte messages, %d rounds of %.1f s, medians\n", o.message_size, o.rounds, o.seconds);
+    std::printf("throughput, %zu-byte messages, %d rounds of %.1f s, medians\n", o.message_size,
+                o.rounds, o.seconds);
     std::printf("  witness off   %8.1f MB/s\n", moff);
     std::printf("  witness on    %8.1f MB/s   (%.0f events recorded per round)\n", mon,
                 static_cast<double>(events) / o.rounds);
-    std::printf("  overhead      %8.2f %%   (median of paired rounds; of the medians %.2f %%; target < 3 %%)\n",
-                out["witness_overhead_pct"].get<double>(), out["witness_overhead_of_medians_pct"].get<double>());
+    std::printf(
+        "  overhead      %8.2f %%   (median of paired rounds; of the medians %.2f %%; target < 3 "
+        "%%)\n",
+        out["witness_overhead_pct"].get<double>(),
+        out["witness_overhead_of_medians_pct"].get<double>());
   }
   return 0;
 }
@@ -270,7 +280,8 @@ long rss_kB() {
 Runner add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand(
-      "bench", "Measure throughput, round-trip time, setup time and memory per connection over 127.0.0.1");
+      "bench",
+      "Measure throughput, round-trip time, setup time and memory per connection over 127.0.0.1");
   cmd->add_flag("--json", o->json, "Print one JSON object instead of a table");
   cmd->add_option("--seconds", o->seconds, "Duration of the throughput run")->capture_default_str();
   cmd->add_option("--round-trips", o->round_trips, "Ping-pong round trips")->capture_default_str();
@@ -283,18 +294,22 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--setup-threads", o->setup_threads, "Network threads for the setup pairs")
       ->check(CLI::Range(1, 2))
       ->capture_default_str();
-  cmd->add_option("--threads", o->threads,
-                  "Network threads for the throughput/RTT pair: 2 = one per peer (as two processes; "
-                  "the 1-thread figures are reported too), 1 = both peers on one thread")
+  cmd->add_option(
+         "--threads", o->threads,
+         "Network threads for the throughput/RTT pair: 2 = one per peer (as two processes; "
+         "the 1-thread figures are reported too), 1 = both peers on one thread")
       ->check(CLI::Range(1, 2))
       ->capture_default_str();
   cmd->add_option("--witness-compare", o->witness_compare,
                   "Throughput with the witness and metrics off vs on (two nodes' logs in DIR), "
                   "--rounds times each, interleaved; prints medians and the overhead");
-  cmd->add_option("--witness-sample", o->witness_sample,
-                  "For --witness-compare: record 1 message in N (0 = none, -1 = no log, metrics only)")
+  cmd->add_option(
+         "--witness-sample", o->witness_sample,
+         "For --witness-compare: record 1 message in N (0 = none, -1 = no log, metrics only)")
       ->capture_default_str();
-  cmd->add_option("--rounds", o->rounds, "Rounds for --witness-compare")->check(CLI::Range(1, 100))->capture_default_str();
+  cmd->add_option("--rounds", o->rounds, "Rounds for --witness-compare")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   return [o]() -> int {
     nlohmann::json out;
     auto want = [&](const char* name) { return o->only.empty() || o->only == name; };
@@ -316,7 +331,8 @@ Runner add_bench_command(CLI::App& app) {
       }
       if (want("setup")) {
         std::vector<double> setups;
-        for (int i = 0; i < o->setups; ++i) setups.push_back(connect_pair(o->setup_threads)->setup_ms);
+        for (int i = 0; i < o->setups; ++i)
+          setups.push_back(connect_pair(o->setup_threads)->setup_ms);
         out["setup_ms"] = percentile(setups, 0.5);
         out["setup_p10_ms"] = percentile(setups, 0.1);
         out["setup_p90_ms"] = percentile(setups, 0.9);
@@ -332,7 +348,8 @@ Runner add_bench_command(CLI::App& app) {
         for (int i = 0; i < o->connections / 2; ++i) pairs.push_back(connect_pair());
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         long after = rss_kB();
-        out["rss_per_connection_kB"] = static_cast<double>(after - before) / (2.0 * static_cast<double>(pairs.size()));
+        out["rss_per_connection_kB"] =
+            static_cast<double>(after - before) / (2.0 * static_cast<double>(pairs.size()));
         out["connections"] = 2 * pairs.size();
       }
     } catch (const std::exception& e) {

@@ -78,7 +78,7 @@ class Session {
     }
     // On timeout the remaining shutdowns are cut short by the exit; nothing to report.
     (void)wait_for_closing_connections(std::chrono::seconds(3));
-    out_.finish();  // every received line reaches stdout before we exit
+    out_.finish();    // every received line reaches stdout before we exit
     opened_.reset();  // the final checkpoint, after the connection's last events
     return code;
   }
@@ -105,10 +105,13 @@ class Session {
       pc = pc_shared_;
     }
     if (!pc) return;
-    if (paused) pc->pause_receiving();
-    else pc->resume_receiving();
+    if (paused)
+      pc->pause_receiving();
+    else
+      pc->resume_receiving();
     if (!options_.quiet) {
-      status(paused ? std::string("receiving paused (") + (sources & kStdout ? "stdout is full" : "echo queue is long") + ")"
+      status(paused ? std::string("receiving paused (") +
+                          (sources & kStdout ? "stdout is full" : "echo queue is long") + ")"
                     : "receiving resumed");
     }
   }
@@ -134,7 +137,8 @@ class Session {
   std::mutex state_mutex_;
   std::condition_variable state_cv_;
   std::shared_ptr<PeerConnection> pc_shared_;  // pc_ for the writer thread; guarded by state_mutex_
-  console::PressureGate pressure_{[this](bool paused, unsigned sources) { apply_pressure(paused, sources); }};
+  console::PressureGate pressure_{
+      [this](bool paused, unsigned sources) { apply_pressure(paused, sources); }};
   console::LineWriter out_{[this](bool full) { set_pressure(kStdout, full); }};
   std::shared_ptr<DataChannel> channel_;  // guarded by state_mutex_
   bool open_ = false;
@@ -202,7 +206,8 @@ Session::Applied Session::apply_remote(const std::string& line, const char* expe
     status(added ? "remote candidate added" : "candidate ignored: " + to_string(added.error()));
     return Applied::NotADescription;
   }
-  if (!j.contains("type") || !j["type"].is_string() || !j.contains("sdp") || !j["sdp"].is_string()) {
+  if (!j.contains("type") || !j["type"].is_string() || !j.contains("sdp") ||
+      !j["sdp"].is_string()) {
     status(std::string("error: expected {\"type\":\"") + expected_type + "\",\"sdp\":...}");
     return Applied::Fatal;
   }
@@ -213,7 +218,8 @@ Session::Applied Session::apply_remote(const std::string& line, const char* expe
   }
   auto applied = pc_->set_remote_description(d);
   if (!applied) {
-    status("error: the remote " + std::string(expected_type) + " cannot be applied: " + to_string(applied.error()));
+    status("error: the remote " + std::string(expected_type) +
+           " cannot be applied: " + to_string(applied.error()));
     return Applied::Fatal;
   }
   status(std::string("remote ") + expected_type + " applied");
@@ -315,7 +321,8 @@ int Session::run_session() {
 
   DataChannelInit init;
   init.ordered = !options_.unordered;
-  if (options_.max_retransmits >= 0) init.max_retransmits = static_cast<uint16_t>(options_.max_retransmits);
+  if (options_.max_retransmits >= 0)
+    init.max_retransmits = static_cast<uint16_t>(options_.max_retransmits);
   if (options_.max_packet_life_time >= 0) {
     init.max_packet_life_time = static_cast<uint16_t>(options_.max_packet_life_time);
   }
@@ -404,8 +411,10 @@ int Session::run_session() {
         std::lock_guard<std::mutex> lock(state_mutex_);
         is_open = open_ && pending.empty();
       }
-      if (is_open) send_line(line);
-      else pending.push_back(line);
+      if (is_open)
+        send_line(line);
+      else
+        pending.push_back(line);
     } else if (st == console::LineReader::Status::Eof) {
       stdin_done = true;
       std::lock_guard<std::mutex> lock(state_mutex_);
@@ -467,8 +476,10 @@ Runner add_connect_command(CLI::App& app) {
                   "Largest message we accept (a=max-message-size)")
       ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
       ->capture_default_str();
-  cmd->add_option("--port-min", options->port_min, "Lowest local port")->check(CLI::Range(0, 65535));
-  cmd->add_option("--port-max", options->port_max, "Highest local port")->check(CLI::Range(0, 65535));
+  cmd->add_option("--port-min", options->port_min, "Lowest local port")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--port-max", options->port_max, "Highest local port")
+      ->check(CLI::Range(0, 65535));
   cmd->add_flag("--quiet", options->quiet, "Only channel status lines on stderr");
   add_node_flags(*cmd, options->node, true);
   return [cmd, options]() -> int {

@@ -22,7 +22,8 @@ bool parse_listen(const std::string& text, hub::HubOptions& o) {
   std::string port;
   if (!text.empty() && text[0] == '[') {
     const size_t close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return false;
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
   } else {
@@ -57,23 +58,29 @@ struct HubArgs {
 Runner add_hub_command(CLI::App& app) {
   auto args = std::make_shared<HubArgs>();
   auto& o = args->options;
-  auto* cmd = app.add_subcommand("hub", "Run the signaling hub (WebSocket + HTTP API + web client)");
+  auto* cmd =
+      app.add_subcommand("hub", "Run the signaling hub (WebSocket + HTTP API + web client)");
   cmd->add_option("--listen", args->listen, "HOST:PORT to listen on (port 0 = any free port)")
       ->capture_default_str();
   cmd->add_option("--cert", o.cert_file, "TLS certificate chain (PEM): serve https and wss");
   cmd->add_option("--key", o.key_file, "TLS private key (PEM)");
-  cmd->add_option("--token-secret", o.token_secret, "Require HS256 JWT access tokens signed with this");
-  cmd->add_option("--allow-origin", o.allow_origins, "Browser origin allowed to connect (repeatable)");
-  cmd->add_option("--turn-secret", o.turn_secret, "coturn static-auth-secret for TURN REST credentials");
+  cmd->add_option("--token-secret", o.token_secret,
+                  "Require HS256 JWT access tokens signed with this");
+  cmd->add_option("--allow-origin", o.allow_origins,
+                  "Browser origin allowed to connect (repeatable)");
+  cmd->add_option("--turn-secret", o.turn_secret,
+                  "coturn static-auth-secret for TURN REST credentials");
   cmd->add_option("--turn-url", o.turn_urls, "TURN server URL for /api/ice-servers (repeatable)");
   cmd->add_option("--stun-url", o.stun_urls, "STUN server URL for /api/ice-servers (repeatable)");
   cmd->add_option("--turn-ttl", o.turn_ttl_seconds, "TURN credential lifetime, seconds")
       ->capture_default_str();
-  cmd->add_option("--max-frame", o.max_frame, "Largest WebSocket message, bytes")->capture_default_str();
+  cmd->add_option("--max-frame", o.max_frame, "Largest WebSocket message, bytes")
+      ->capture_default_str();
   cmd->add_option("--max-messages-per-second", o.max_messages_per_second,
                   "Per-connection rate (token bucket, burst 2x); 0 = unlimited")
       ->capture_default_str();
-  cmd->add_option("--max-peers-per-room", o.max_peers_per_room, "Peers per room")->capture_default_str();
+  cmd->add_option("--max-peers-per-room", o.max_peers_per_room, "Peers per room")
+      ->capture_default_str();
   cmd->add_option("--max-rooms", o.max_rooms, "Rooms")->capture_default_str();
   cmd->add_option("--max-connections", o.max_connections, "WebSocket connections")
       ->capture_default_str();
@@ -86,10 +93,12 @@ Runner add_hub_command(CLI::App& app) {
                   "Heartbeat interval told to clients, ms")
       ->capture_default_str();
   cmd->add_flag("--no-relay", o.no_relay, "Refuse `relay` messages");
-  cmd->add_option("--web-root", o.web_root, "Serve the browser client from DIR instead of the embedded copy");
+  cmd->add_option("--web-root", o.web_root,
+                  "Serve the browser client from DIR instead of the embedded copy");
   add_node_flags(*cmd, args->node, false);
 
-  auto* token = cmd->add_subcommand("token", "Print an HS256 access token (JWT) for a room and peer");
+  auto* token =
+      cmd->add_subcommand("token", "Print an HS256 access token (JWT) for a room and peer");
   token->add_option("--secret", args->token_secret, "The hub's --token-secret")->required();
   token->add_option("--room", args->token_room, "Room id, or * for any")->required();
   token->add_option("--peer", args->token_peer, "Peer id, or * for any")->required();
@@ -115,7 +124,8 @@ Runner add_hub_command(CLI::App& app) {
       return 0;
     }
     if (!parse_listen(args->listen, args->options)) {
-      std::fprintf(stderr, "rtcmesh hub: --listen wants HOST:PORT, got '%s'\n", args->listen.c_str());
+      std::fprintf(stderr, "rtcmesh hub: --listen wants HOST:PORT, got '%s'\n",
+                   args->listen.c_str());
       return 2;
     }
     if (auto problem = hub::validate_options(args->options); !problem.empty()) {

@@ -18,7 +18,8 @@ Runner add_id_command(CLI::App& app) {
     std::string export_public;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("id", "Print this node's id (node-<16 hex>), creating its Ed25519 key on first use");
+  auto* cmd = app.add_subcommand(
+      "id", "Print this node's id (node-<16 hex>), creating its Ed25519 key on first use");
   cmd->add_option("--data-dir", args->data_dir, "Directory of identity.key and the witness log")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Print {node_id, public_key (hex), key_file} as JSON");

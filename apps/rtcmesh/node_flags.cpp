@@ -1,8 +1,8 @@
 #include "node_flags.hpp"
 
-#include <CLI/CLI.hpp>
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 
@@ -17,7 +17,8 @@ void add_node_flags(CLI::App& cmd, NodeFlags& f, bool with_metrics_port) {
                  "Directory of the node's key (identity.key) and witness log (default " +
                      identity::default_data_dir() + ")")
       ->group(group);
-  cmd.add_option("--witness", f.witness, "Witness log file (default <data-dir>/witness.log)")->group(group);
+  cmd.add_option("--witness", f.witness, "Witness log file (default <data-dir>/witness.log)")
+      ->group(group);
   cmd.add_flag("--no-witness", f.no_witness, "Do not record a witness log")->group(group);
   cmd.add_option("--witness-sample", f.sample_every,
                  "Record 1 data channel message in N (sizes only, never content); 0 = none")
@@ -54,7 +55,8 @@ OpenedNode::~OpenedNode() {
   if (node) node->close();
 }
 
-std::unique_ptr<OpenedNode> open_node(const NodeFlags& f, const std::string& role, bool webrtc_metrics) {
+std::unique_ptr<OpenedNode> open_node(const NodeFlags& f, const std::string& role,
+                                      bool webrtc_metrics) {
   auto out = std::make_unique<OpenedNode>();
   out->registry = std::make_shared<prometheus::Registry>();
   auto options = node_options(f, role);
@@ -66,19 +68,21 @@ std::unique_ptr<OpenedNode> open_node(const NodeFlags& f, const std::string& rol
   }
   out->node = std::move(node.value());
   if (f.metrics_port >= 0) {
-    const std::string host =
-        f.metrics_host.find(':') != std::string::npos ? "[" + f.metrics_host + "]" : f.metrics_host;  // IPv6
+    const std::string host = f.metrics_host.find(':') != std::string::npos
+                                 ? "[" + f.metrics_host + "]"
+                                 : f.metrics_host;  // IPv6
     const std::string bind = host + ":" + std::to_string(f.metrics_port);
     try {
       out->exposer = std::make_unique<prometheus::Exposer>(bind, 1);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "rtcmesh %s: cannot serve metrics on %s: %s\n", role.c_str(), bind.c_str(), e.what());
+      std::fprintf(stderr, "rtcmesh %s: cannot serve metrics on %s: %s\n", role.c_str(),
+                   bind.c_str(), e.what());
       return nullptr;
     }
     out->exposer->RegisterCollectable(out->registry);
     auto ports = out->exposer->GetListeningPorts();
-    out->metrics_url = "http://" + host + ":" + std::to_string(ports.empty() ? f.metrics_port : ports.front()) +
-                       "/metrics";
+    out->metrics_url = "http://" + host + ":" +
+                       std::to_string(ports.empty() ? f.metrics_port : ports.front()) + "/metrics";
   }
   return out;
 }

@@ -62,7 +62,9 @@ void on_signal(int) {
   if (g_stdin) g_stdin->wake();
 }
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 std::string str(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end()) return {};
@@ -121,7 +123,8 @@ class Printer {
     auto size = num(e, "size");
     auto bytes = num(e, "bytes");
     auto& bar = bars_[id];
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - bar.start).count();
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - bar.start).count();
     double rate = secs > 0.05 ? bytes / secs : 0;  // bytes/s
     double pct = size ? 100.0 * static_cast<double>(bytes) / static_cast<double>(size) : 100.0;
     int filled = static_cast<int>(pct / 5);
@@ -134,9 +137,9 @@ class Printer {
       std::snprintf(eta, sizeof eta, "done");
     }
     bool send = str(e, "direction") == "send";
-    std::fprintf(stderr, "\r%s %s %s %s [%s] %5.1f%% %7.2f MB/s ETA %s ", send ? "sending" : "receiving",
-                 str(e, "name").c_str(), send ? "to" : "from", str(e, "peer").c_str(), graph.c_str(), pct,
-                 rate / 1e6, eta);
+    std::fprintf(stderr, "\r%s %s %s %s [%s] %5.1f%% %7.2f MB/s ETA %s ",
+                 send ? "sending" : "receiving", str(e, "name").c_str(), send ? "to" : "from",
+                 str(e, "peer").c_str(), graph.c_str(), pct, rate / 1e6, eta);
     std::fflush(stderr);
     bar_open_ = true;
     if (bytes >= size) {
@@ -147,11 +150,13 @@ class Printer {
   void human(const json& e) {
     auto type = str(e, "event");
     if (type == "chat") {
-      out("<" + str(e, "from") + "> " + (e.value("relayed", false) ? "[relayed] " : "") + str(e, "text"));
+      out("<" + str(e, "from") + "> " + (e.value("relayed", false) ? "[relayed] " : "") +
+          str(e, "text"));
     } else if (type == "joined") {
       std::string peers;
       for (const auto& p : e["peers"]) peers += (peers.empty() ? "" : ", ") + p.get<std::string>();
-      err("joined room " + str(e, "room") + " as " + str(e, "peer") + (e.value("resumed", false) ? " (resumed)" : "") +
+      err("joined room " + str(e, "room") + " as " + str(e, "peer") +
+              (e.value("resumed", false) ? " (resumed)" : "") +
               "; peers: " + (peers.empty() ? "none" : peers),
           true);
     } else if (type == "hub") {
@@ -170,14 +175,14 @@ class Printer {
       if (!options_.quiet) progress(e);
     } else if (type == "file-received") {
       if (e.value("ok", false)) {
-        err("received " + str(e, "name") + " from " + str(e, "from") + " -> " + str(e, "path") + " (" +
-                str(e, "size") + " bytes, sha256 " + str(e, "sha256") + ")",
+        err("received " + str(e, "name") + " from " + str(e, "from") + " -> " + str(e, "path") +
+                " (" + str(e, "size") + " bytes, sha256 " + str(e, "sha256") + ")",
             true);
       }
     } else if (type == "file-sent") {
       if (e.value("ok", false)) {
-        err("sent " + str(e, "id") + " to " + str(e, "to") + " (" + str(e, "size") + " bytes, sha256 " +
-                str(e, "sha256") + ", verified by the receiver)",
+        err("sent " + str(e, "id") + " to " + str(e, "to") + " (" + str(e, "size") +
+                " bytes, sha256 " + str(e, "sha256") + ", verified by the receiver)",
             true);
       }
     } else if (type == "peers") {
@@ -186,21 +191,25 @@ class Printer {
         return;
       }
       char line[256];
-      std::snprintf(line, sizeof line, "%-24s %-13s %-8s %-13s %s", "PEER", "STATE", "CHANNEL", "PAIR", "RTT");
+      std::snprintf(line, sizeof line, "%-24s %-13s %-8s %-13s %s", "PEER", "STATE", "CHANNEL",
+                    "PAIR", "RTT");
       out(line);
       for (const auto& p : e["peers"]) {
-        std::string rtt = p["rtt_ms"].is_number() ? std::to_string(p["rtt_ms"].get<double>()).substr(0, 6) + " ms" : "-";
+        std::string rtt = p["rtt_ms"].is_number()
+                              ? std::to_string(p["rtt_ms"].get<double>()).substr(0, 6) + " ms"
+                              : "-";
         std::string channel = str(p, "channel") + (p.value("relayed", false) ? " (relay)" : "");
         std::snprintf(line, sizeof line, "%-24s %-13s %-8s %-13s %s", str(p, "peer").c_str(),
-                      str(p, "state").c_str(), channel.c_str(), str(p, "pair").empty() ? "-" : str(p, "pair").c_str(),
-                      rtt.c_str());
+                      str(p, "state").c_str(), channel.c_str(),
+                      str(p, "pair").empty() ? "-" : str(p, "pair").c_str(), rtt.c_str());
         out(line);
       }
     } else if (type == "error") {
       err("error: " + str(e, "message"), true);
     } else if (type == "witness-checkpoint") {
       if (e.value("ok", false)) {
-        err("kept " + str(e, "peer") + "'s witness checkpoint (size " + str(e, "size") + ", " + str(e, "note") + ")");
+        err("kept " + str(e, "peer") + "'s witness checkpoint (size " + str(e, "size") + ", " +
+            str(e, "note") + ")");
       } else {
         err("witness checkpoint from " + str(e, "peer") + " refused: " + str(e, "error"), true);
       }
@@ -220,11 +229,13 @@ int run_peer(const PeerOptions& o) {
     return 2;
   }
   if (!o.id.empty() && !mesh::valid_id(o.id)) {
-    std::fprintf(stderr, "rtcmesh peer: --id '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n", o.id.c_str());
+    std::fprintf(stderr, "rtcmesh peer: --id '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n",
+                 o.id.c_str());
     return 2;
   }
   if (!mesh::valid_id(o.room)) {
-    std::fprintf(stderr, "rtcmesh peer: --room '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n", o.room.c_str());
+    std::fprintf(stderr, "rtcmesh peer: --room '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n",
+                 o.room.c_str());
     return 2;
   }
   auto opened = open_node(o.node, "peer");
@@ -234,7 +245,8 @@ int run_peer(const PeerOptions& o) {
   // signs our witness checkpoints); --id overrides it.
   std::string id = o.id.empty() ? node.node_id() : o.id;
   if (!mesh::valid_id(id)) {
-    std::fprintf(stderr, "rtcmesh peer: --id '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n", id.c_str());
+    std::fprintf(stderr, "rtcmesh peer: --id '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}\n",
+                 id.c_str());
     return 2;
   }
 
@@ -247,7 +259,8 @@ int run_peer(const PeerOptions& o) {
   mo.restart_timeout = std::chrono::milliseconds(o.restart_timeout);
   mo.relay_after = std::chrono::milliseconds(o.relay_after);
   if (o.loopback || url->loopback_host()) mo.rtc.gather_addresses = {"127.0.0.1"};
-  for (const auto& s : o.ice_servers) mo.rtc.ice_servers.push_back({{s}, o.ice_username, o.ice_credential});
+  for (const auto& s : o.ice_servers)
+    mo.rtc.ice_servers.push_back({{s}, o.ice_username, o.ice_credential});
   if (o.relay_only) mo.rtc.ice_transport_policy = IceTransportPolicy::Relay;
   mo.ice_servers_from_hub = o.ice_servers.empty();
   mo.observe = [&node](const std::string& peer, const std::string& session) {
@@ -272,7 +285,9 @@ int run_peer(const PeerOptions& o) {
       node.recorder()->request_checkpoint();
       return node.latest_checkpoint();
     };
-    mo.on_peer_checkpoint = [&keeper](const std::string& peer, const json& cp) { keeper.add(peer, cp); };
+    mo.on_peer_checkpoint = [&keeper](const std::string& peer, const json& cp) {
+      keeper.add(peer, cp);
+    };
   }
 
   signaling::ClientOptions co;
@@ -336,8 +351,10 @@ int run_peer(const PeerOptions& o) {
     } else if (line == "/help") {
       printer.diag("commands: a plain line chats to every peer; /send PEER FILE; /peers; /quit");
     } else {
-      printer.event({{"event", "error"}, {"message", "unknown command '" + line.substr(0, line.find(' ')) +
-                                                         "' (try /help; start a chat line with a space to send a '/')"}});
+      printer.event(
+          {{"event", "error"},
+           {"message", "unknown command '" + line.substr(0, line.find(' ')) +
+                           "' (try /help; start a chat line with a space to send a '/')"}});
     }
   }
   member.leave();
@@ -351,14 +368,17 @@ int run_peer(const PeerOptions& o) {
 
 Runner add_peer_command(CLI::App& app) {
   auto o = std::make_shared<PeerOptions>();
-  auto* cmd = app.add_subcommand("peer", "Join a room on an rtcmesh hub and mesh with its peers: chat, files");
+  auto* cmd = app.add_subcommand(
+      "peer", "Join a room on an rtcmesh hub and mesh with its peers: chat, files");
   cmd->add_option("--hub", o->hub, "Hub signaling URL (ws:// or wss://)")->capture_default_str();
   cmd->add_option("--room", o->room, "Room to join")->capture_default_str();
-  cmd->add_option("--id", o->id, "Peer id (default: this node's id, node-<16 hex>, see `rtcmesh id`)");
+  cmd->add_option("--id", o->id,
+                  "Peer id (default: this node's id, node-<16 hex>, see `rtcmesh id`)");
   cmd->add_option("--name", o->name, "Display name (sent as metadata)");
   cmd->add_option("--token", o->token, "Access token (JWT) when the hub requires one");
   cmd->add_flag("--json", o->json_output, "One JSON event per line on stdout");
-  cmd->add_option("--download-dir", o->download_dir, "Where received files go")->capture_default_str();
+  cmd->add_option("--download-dir", o->download_dir, "Where received files go")
+      ->capture_default_str();
   cmd->add_flag("--allow-hub-relay", o->allow_hub_relay,
                 "Send chat through the hub to peers without a direct channel");
   cmd->add_option("--reconnect-interval", o->reconnect_interval, "First hub reconnect delay (ms)")
@@ -387,8 +407,9 @@ Runner add_peer_command(CLI::App& app) {
       ->check(CLI::Range(100, 600000))
       ->capture_default_str()
       ->group(advanced);
-  cmd->add_option("--relay-after", o->relay_after,
-                  "Allow hub relay to a peer without an open channel after this long (--allow-hub-relay)")
+  cmd->add_option(
+         "--relay-after", o->relay_after,
+         "Allow hub relay to a peer without an open channel after this long (--allow-hub-relay)")
       ->check(CLI::Range(100, 600000))
       ->capture_default_str()
       ->group(advanced);

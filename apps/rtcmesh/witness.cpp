@@ -1,11 +1,11 @@
 // `rtcmesh witness verify|show|query|checkpoint`: read and check witness logs
 // (docs/witness-format.md). `record` and `bench` are hidden helpers for the
 // tests and bench/witness/run.
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -70,7 +70,8 @@ std::string read_text(const std::string& path, bool& ok) {
   return ss.str();
 }
 
-constexpr const char* kVerifyHelp = R"(Verify a witness log: every frame checksum, seq number, prev link, agent,
+constexpr const char* kVerifyHelp =
+    R"(Verify a witness log: every frame checksum, seq number, prev link, agent,
 checkpoint signature and Merkle root, and the given checkpoints.
 Prints `valid (N events)` or the first broken record with expected and actual hash.
 Exit codes:
@@ -115,8 +116,9 @@ int run_query(const QueryArgs& a) {
       std::fwrite(payload.data(), 1, payload.size(), stdout);
       std::fputc('\n', stdout);
     } else {
-      std::printf("%6lld %s %-28s %s%s%s\n", static_cast<long long>(r.seq), iso_time(r.ts_us).c_str(),
-                  r.event_type.c_str(), r.data.dump().c_str(), r.metadata.empty() ? "" : " ",
+      std::printf("%6lld %s %-28s %s%s%s\n", static_cast<long long>(r.seq),
+                  iso_time(r.ts_us).c_str(), r.event_type.c_str(), r.data.dump().c_str(),
+                  r.metadata.empty() ? "" : " ",
                   r.metadata.empty() ? "" : r.metadata.dump().c_str());
     }
   });
@@ -147,7 +149,8 @@ Runner add_witness_command(CLI::App& app) {
     bool json = false;
   };
   auto va = std::make_shared<VerifyArgs>();
-  auto* verify = cmd->add_subcommand("verify", "Check a witness log; `valid (N events)` or the first broken record");
+  auto* verify = cmd->add_subcommand(
+      "verify", "Check a witness log; `valid (N events)` or the first broken record");
   verify->footer(kVerifyHelp);
   verify->add_option("file", va->file, "Witness log")->required();
   verify->add_option("--key", va->key_file, "Expected signer: public key file (PEM or hex)");
@@ -231,7 +234,8 @@ Runner add_witness_command(CLI::App& app) {
         }
         auto cp = Checkpoint::from_export(text);
         if (!cp) {
-          std::fprintf(stderr, "rtcmesh witness: %s: %s\n", path.c_str(), cp.error().message.c_str());
+          std::fprintf(stderr, "rtcmesh witness: %s: %s\n", path.c_str(),
+                       cp.error().message.c_str());
           return 2;
         }
         opt.checkpoints.push_back(std::move(*cp));
@@ -299,7 +303,8 @@ Runner add_witness_command(CLI::App& app) {
         while (!(*rec)->record("test_event", data)) {
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
-        if (ra->interval_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ra->interval_ms));
+        if (ra->interval_ms > 0)
+          std::this_thread::sleep_for(std::chrono::milliseconds(ra->interval_ms));
       }
       (*rec)->close();
       std::printf("closed\n");

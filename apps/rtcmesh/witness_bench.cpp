@@ -34,12 +34,13 @@ int run_witness_bench(const std::string& dir, uint64_t events, bool json) {
   ::unlink(path.c_str());
 
   // A realistic event: an ICE candidate with a hashed address.
-  const nlohmann::json data = {{"peer_id", "node-0123456789abcdef"},
-                               {"direction", "local"},
-                               {"candidate_type", "host"},
-                               {"protocol", "udp"},
-                               {"priority", 2130706431},
-                               {"address", witness::salted_address_hash("salt", "127.0.0.1:50000")}};
+  const nlohmann::json data = {
+      {"peer_id", "node-0123456789abcdef"},
+      {"direction", "local"},
+      {"candidate_type", "host"},
+      {"protocol", "udp"},
+      {"priority", 2130706431},
+      {"address", witness::salted_address_hash("salt", "127.0.0.1:50000")}};
   witness::RecorderOptions opt;
   opt.checkpoint_every = 10000;
   uint64_t batches = 0, rejected = 0;

@@ -43,7 +43,9 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-double seconds_since(uint64_t t0) { return static_cast<double>(now_ns() - t0) / 1e9; }
+double seconds_since(uint64_t t0) {
+  return static_cast<double>(now_ns() - t0) / 1e9;
+}
 
 // xorshift64*: masking keys and handshake nonces only need to differ, not to be secret.
 class Rng {
@@ -64,9 +66,12 @@ enum class Server { rtcmesh, ywebrtc, peerjs };
 
 const char* server_name(Server s) {
   switch (s) {
-    case Server::rtcmesh: return "rtcmesh";
-    case Server::ywebrtc: return "y-webrtc";
-    case Server::peerjs: return "peerjs";
+    case Server::rtcmesh:
+      return "rtcmesh";
+    case Server::ywebrtc:
+      return "y-webrtc";
+    case Server::peerjs:
+      return "peerjs";
   }
   return "?";
 }
@@ -130,7 +135,8 @@ double read_cpu_seconds(int pid) {
   if (!p) return -1;
   unsigned long utime = 0, stime = 0;
   // fields 3..13 skipped, 14 utime, 15 stime
-  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) !=
+      2)
     return -1;
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
@@ -158,7 +164,8 @@ void append_frame(std::string& out, uint8_t opcode, std::string_view payload, ui
     hdr[h++] = static_cast<uint8_t>(n);
   } else {
     hdr[h++] = 0x80 | 127;
-    for (int i = 7; i >= 0; --i) hdr[h++] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (8 * i));
+    for (int i = 7; i >= 0; --i)
+      hdr[h++] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (8 * i));
   }
   std::memcpy(hdr + h, &mask, 4);
   h += 4;
@@ -353,9 +360,15 @@ class Engine {
     if (ep_ < 0) die("epoll_create1");
     buf_.resize(256 * 1024);
     switch (cfg_.server) {
-      case Server::rtcmesh: default_path_ = "/signaling"; break;
-      case Server::ywebrtc: default_path_ = "/"; break;
-      case Server::peerjs: default_path_ = "/peerjs"; break;
+      case Server::rtcmesh:
+        default_path_ = "/signaling";
+        break;
+      case Server::ywebrtc:
+        default_path_ = "/";
+        break;
+      case Server::peerjs:
+        default_path_ = "/peerjs";
+        break;
     }
     if (!cfg_.path.empty()) default_path_ = cfg_.path;
     if (inet_pton(AF_INET, cfg_.host.c_str(), &dst_.sin_addr) != 1) die("bad --host");
@@ -562,7 +575,8 @@ class Engine {
   }
 
   void pump_queue() {
-    while (queue_pos_ < queue_.size() && opening_ < cfg_.parallel_connects) open(queue_[queue_pos_++]);
+    while (queue_pos_ < queue_.size() && opening_ < cfg_.parallel_connects)
+      open(queue_[queue_pos_++]);
   }
 
   void on_connected(uint32_t i) {
@@ -671,7 +685,8 @@ class Engine {
     Conn& c = conns[i];
     switch (f.opcode) {
       case 0x9:  // ping: pong with the same payload (y-webrtc pings every 30 s)
-        append_frame(c.out, 0xA, std::string_view(f.payload, f.size), static_cast<uint32_t>(rng_.next()));
+        append_frame(c.out, 0xA, std::string_view(f.payload, f.size),
+                     static_cast<uint32_t>(rng_.next()));
         mark_dirty(i);
         return;
       case 0xA:
@@ -679,7 +694,9 @@ class Engine {
       case 0x8: {
         std::string why = "server sent close";
         if (f.size >= 2)
-          why += " " + std::to_string((static_cast<uint8_t>(f.payload[0]) << 8) | static_cast<uint8_t>(f.payload[1])) +
+          why += " " +
+                 std::to_string((static_cast<uint8_t>(f.payload[0]) << 8) |
+                                static_cast<uint8_t>(f.payload[1])) +
                  " " + std::string(f.payload + 2, f.size - 2);
         fail(i, why);
         return;
@@ -736,9 +753,17 @@ class Engine {
       std::string_view t = json_type(m);
       bool done = false, bad = false;
       switch (cfg_.server) {
-        case Server::rtcmesh: done = t == "welcome"; bad = t == "error"; break;
-        case Server::ywebrtc: done = t == "pong"; break;
-        case Server::peerjs: done = t == "OPEN"; bad = t == "ERROR" || t == "ID-TAKEN"; break;
+        case Server::rtcmesh:
+          done = t == "welcome";
+          bad = t == "error";
+          break;
+        case Server::ywebrtc:
+          done = t == "pong";
+          break;
+        case Server::peerjs:
+          done = t == "OPEN";
+          bad = t == "ERROR" || t == "ID-TAKEN";
+          break;
       }
       if (bad) {
         fail(i, "join refused: " + std::string(m.substr(0, 300)));
@@ -826,7 +851,8 @@ double percentile(std::vector<uint32_t>& v, double q) {
   const double r = q * static_cast<double>(v.size() - 1);
   const auto lo = static_cast<size_t>(r);
   const size_t hi = std::min(lo + 1, v.size() - 1);
-  return static_cast<double>(v[lo]) + (r - static_cast<double>(lo)) * (static_cast<double>(v[hi]) - v[lo]);
+  return static_cast<double>(v[lo]) +
+         (r - static_cast<double>(lo)) * (static_cast<double>(v[hi]) - v[lo]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -850,18 +876,22 @@ bool open_and_join(Engine& e, const Config& cfg, uint32_t n, std::string& error)
 
 std::string run_idle(Engine& e, const Config& cfg) {
   Json j;
-  j.str("server", server_name(cfg.server)).str("scenario", "idle").integer("connections", cfg.connections);
+  j.str("server", server_name(cfg.server))
+      .str("scenario", "idle")
+      .integer("connections", cfg.connections);
   std::string error;
   // Warm-up: the first connections pay for code paths and allocator arenas, not for
   // per-connection state.
   const uint32_t warm = std::min<uint32_t>(cfg.connections, 200) & ~1u;
-  if (warm > 0 && !open_and_join(e, cfg, warm, error)) return j.str("error", "warm-up: " + error).done();
+  if (warm > 0 && !open_and_join(e, cfg, warm, error))
+    return j.str("error", "warm-up: " + error).done();
   e.close_all();
   e.run_for(1.0);
   const long rss0 = cfg.server_pid ? read_rss_kb(cfg.server_pid) : -1;
   const long self0 = read_rss_kb(getpid());
   const uint64_t t0 = now_ns();
-  std::fprintf(stderr, "hubload: %s idle: opening %u connections\n", server_name(cfg.server), cfg.connections);
+  std::fprintf(stderr, "hubload: %s idle: opening %u connections\n", server_name(cfg.server),
+               cfg.connections);
   if (!open_and_join(e, cfg, cfg.connections, error)) return j.str("error", error).done();
   const double open_s = seconds_since(t0);
   e.run_for(cfg.hold);  // answers pings; any close counts as a failure
@@ -919,7 +949,8 @@ class Forward : public Scenario {
       ++echoes;
       return;
     }
-    if (slot >= slots.size() || slot / k_ != i / 2 || !slots[slot].in_flight || slots[slot].step != step) {
+    if (slot >= slots.size() || slot / k_ != i / 2 || !slots[slot].in_flight ||
+        slots[slot].step != step) {
       ++mismatched;
       return;
     }
@@ -958,7 +989,8 @@ class Forward : public Scenario {
     s.clear();
     switch (server_) {
       case Server::rtcmesh:
-        std::snprintf(ids, sizeof ids, R"({"type":"%s","to":"p%)" PRIu64 R"(","session":")", kind, b.id);
+        std::snprintf(ids, sizeof ids, R"({"type":"%s","to":"p%)" PRIu64 R"(","session":")", kind,
+                      b.id);
         s += ids;
         append_tag(s, slot, step);
         if (sdp) {
@@ -974,8 +1006,9 @@ class Forward : public Scenario {
       case Server::ywebrtc:
         // What y-webrtc's client publishes (simple-peer signal objects), one topic per pair.
         std::snprintf(ids, sizeof ids,
-                      R"({"type":"publish","topic":"r%)" PRIu64 R"(","data":{"type":"signal","to":"p%)" PRIu64
-                      R"(","from":"p%)" PRIu64 R"(","session":")",
+                      R"({"type":"publish","topic":"r%)" PRIu64
+                      R"(","data":{"type":"signal","to":"p%)" PRIu64 R"(","from":"p%)" PRIu64
+                      R"(","session":")",
                       a.room, b.id, a.id);
         s += ids;
         append_tag(s, slot, step);
@@ -994,7 +1027,8 @@ class Forward : public Scenario {
       case Server::peerjs: {
         // What peerjs's client sends: payload with the SDP or candidate and its connection id.
         const char* type = step == 0 ? "OFFER" : step == 1 ? "ANSWER" : "CANDIDATE";
-        std::snprintf(ids, sizeof ids, R"({"type":"%s","dst":"p%)" PRIu64 R"(","payload":{)", type, b.id);
+        std::snprintf(ids, sizeof ids, R"({"type":"%s","dst":"p%)" PRIu64 R"(","payload":{)", type,
+                      b.id);
         s += ids;
         if (sdp) {
           s += R"("sdp":{"type":")";
@@ -1025,14 +1059,15 @@ class Forward : public Scenario {
 std::string run_forward(Engine& e, const Config& cfg) {
   Json j;
   j.str("server", server_name(cfg.server)).str("scenario", "forward");
-  j.num("duration_s", cfg.duration, 2).integer("sdp_json_bytes", static_cast<int64_t>(sdp_json().size()));
+  j.num("duration_s", cfg.duration, 2)
+      .integer("sdp_json_bytes", static_cast<int64_t>(sdp_json().size()));
   std::string levels = "[";
   std::string error;
   for (const Level& lv : cfg.levels) {
     Json l;
     l.integer("pairs", lv.pairs).integer("inflight", lv.inflight);
-    std::fprintf(stderr, "hubload: %s forward: %u pairs x %u in flight\n", server_name(cfg.server), lv.pairs,
-                 lv.inflight);
+    std::fprintf(stderr, "hubload: %s forward: %u pairs x %u in flight\n", server_name(cfg.server),
+                 lv.pairs, lv.inflight);
     if (!open_and_join(e, cfg, lv.pairs * 2, error)) {
       l.str("error", error);
       levels += (levels.size() > 1 ? "," : "") + l.done();
@@ -1067,7 +1102,8 @@ std::string run_forward(Engine& e, const Config& cfg) {
     if (scpu0 >= 0 && scpu1 >= 0) {
       l.num("server_cpu", (scpu1 - scpu0) / secs, 2);
       // Less at the mercy of other load on the machine than msgs/s.
-      if (scpu1 > scpu0) l.num("msgs_per_server_cpu_s", static_cast<double>(fw.received) / (scpu1 - scpu0), 0);
+      if (scpu1 > scpu0)
+        l.num("msgs_per_server_cpu_s", static_cast<double>(fw.received) / (scpu1 - scpu0), 0);
     }
     l.num("loadgen_cpu", (lcpu1 - lcpu0) / secs, 2);
     if (e.failures > 0) l.str("error", "connection failed: " + e.first_failure);
@@ -1103,7 +1139,8 @@ class Churn : public Scenario {
     Conn& c = e_.conns[i];
     if (measuring) {
       ++joins;
-      samples.push_back(static_cast<uint32_t>(std::min<uint64_t>(now_ns() - c.t_start, UINT32_MAX)));
+      samples.push_back(
+          static_cast<uint32_t>(std::min<uint64_t>(now_ns() - c.t_start, UINT32_MAX)));
     }
     e_.close_conn(i);
     --active;
@@ -1116,7 +1153,9 @@ class Churn : public Scenario {
 
 std::string run_churn(Engine& e, const Config& cfg) {
   Json j;
-  j.str("server", server_name(cfg.server)).str("scenario", "churn").integer("concurrency", cfg.concurrency);
+  j.str("server", server_name(cfg.server))
+      .str("scenario", "churn")
+      .integer("concurrency", cfg.concurrency);
   e.reset(cfg.concurrency);
   Churn ch(e);
   e.scenario = &ch;
@@ -1139,7 +1178,8 @@ std::string run_churn(Engine& e, const Config& cfg) {
   j.integer("joins", static_cast<int64_t>(ch.joins));
   j.integer("failures", static_cast<int64_t>(e.failures));
   if (scpu0 >= 0 && scpu1 >= 0) j.num("server_cpu", (scpu1 - scpu0) / secs, 2);
-  if (e.failures > 0) j.str("error", std::to_string(e.failures) + " join(s) failed, first: " + e.first_failure);
+  if (e.failures > 0)
+    j.str("error", std::to_string(e.failures) + " join(s) failed, first: " + e.first_failure);
   e.close_all();
   return j.done();
 }
@@ -1148,8 +1188,10 @@ std::string run_churn(Engine& e, const Config& cfg) {
 
 void usage(FILE* f) {
   std::fputs(
-      "usage: rtcmesh-hubload --server rtcmesh|y-webrtc|peerjs --port PORT --scenario idle|forward|churn\n"
-      "  [--host 127.0.0.1] [--path PATH]     WebSocket path (rtcmesh /signaling, y-webrtc /, peerjs /peerjs)\n"
+      "usage: rtcmesh-hubload --server rtcmesh|y-webrtc|peerjs --port PORT --scenario "
+      "idle|forward|churn\n"
+      "  [--host 127.0.0.1] [--path PATH]     WebSocket path (rtcmesh /signaling, y-webrtc /, "
+      "peerjs /peerjs)\n"
       "  [--server-pid PID]                   read the server's VmRSS and CPU time from /proc\n"
       "  [--connections N]                    idle: connections to hold (1000)\n"
       "  [--hold SECONDS]                     idle: hold time before the RSS reading (2)\n"
@@ -1158,8 +1200,10 @@ void usage(FILE* f) {
       "  [--concurrency C]                    churn: clients joining at once (64)\n"
       "  [--duration S] [--warmup S]          measured window (3) after a warm-up (0.5)\n"
       "  [--parallel-connects N]              handshakes in progress at most (256)\n"
-      "  [--sources N]                        source addresses 127.0.0.2.. round robin (8; 0 = kernel's)\n"
-      "  [--id-base N]                        first peer id number (ids must differ per server run)\n"
+      "  [--sources N]                        source addresses 127.0.0.2.. round robin (8; 0 = "
+      "kernel's)\n"
+      "  [--id-base N]                        first peer id number (ids must differ per server "
+      "run)\n"
       "  [--timeout S]                        joining deadline (180)\n"
       "Prints one JSON object on stdout; exit 1 when it holds \"error\".\n",
       f);
@@ -1175,8 +1219,8 @@ bool parse_levels(const char* s, std::vector<Level>& out) {
     std::string item = v.substr(p, e - p);
     unsigned a = 0, b = 0;
     char x = 0;
-    if (std::sscanf(item.c_str(), "%u%c%u", &a, &x, &b) != 3 || x != 'x' || a == 0 || b == 0 || b > 1000 ||
-        static_cast<uint64_t>(a) * b > 9'999'999)
+    if (std::sscanf(item.c_str(), "%u%c%u", &a, &x, &b) != 3 || x != 'x' || a == 0 || b == 0 ||
+        b > 1000 || static_cast<uint64_t>(a) * b > 9'999'999)
       return false;
     out.push_back({a, b});
     p = e + 1;
@@ -1213,34 +1257,50 @@ int main(int argc, char** argv) {
     } else if (a == "--server") {
       std::string v = need(i);
       have_server = true;
-      if (v == "rtcmesh") cfg.server = Server::rtcmesh;
-      else if (v == "y-webrtc" || v == "ywebrtc") cfg.server = Server::ywebrtc;
-      else if (v == "peerjs") cfg.server = Server::peerjs;
+      if (v == "rtcmesh")
+        cfg.server = Server::rtcmesh;
+      else if (v == "y-webrtc" || v == "ywebrtc")
+        cfg.server = Server::ywebrtc;
+      else if (v == "peerjs")
+        cfg.server = Server::peerjs;
       else {
         std::fprintf(stderr, "rtcmesh-hubload: unknown server %s\n", v.c_str());
         return 2;
       }
-    } else if (a == "--host") cfg.host = need(i);
-    else if (a == "--port") cfg.port = static_cast<uint16_t>(number("--port", need(i), 1, 65535));
-    else if (a == "--path") cfg.path = need(i);
-    else if (a == "--scenario") cfg.scenario = need(i);
-    else if (a == "--connections") cfg.connections = static_cast<uint32_t>(number("--connections", need(i), 2, 1e6));
+    } else if (a == "--host")
+      cfg.host = need(i);
+    else if (a == "--port")
+      cfg.port = static_cast<uint16_t>(number("--port", need(i), 1, 65535));
+    else if (a == "--path")
+      cfg.path = need(i);
+    else if (a == "--scenario")
+      cfg.scenario = need(i);
+    else if (a == "--connections")
+      cfg.connections = static_cast<uint32_t>(number("--connections", need(i), 2, 1e6));
     else if (a == "--levels") {
       const char* v = need(i);
       if (!parse_levels(v, cfg.levels)) {
         std::fprintf(stderr, "rtcmesh-hubload: bad --levels %s (want e.g. 1x4,100x4)\n", v);
         return 2;
       }
-    } else if (a == "--duration") cfg.duration = number("--duration", need(i), 0.05, 3600);
-    else if (a == "--warmup") cfg.warmup = number("--warmup", need(i), 0, 3600);
-    else if (a == "--hold") cfg.hold = number("--hold", need(i), 0, 3600);
-    else if (a == "--timeout") cfg.timeout = number("--timeout", need(i), 1, 36000);
-    else if (a == "--concurrency") cfg.concurrency = static_cast<uint32_t>(number("--concurrency", need(i), 1, 1e5));
+    } else if (a == "--duration")
+      cfg.duration = number("--duration", need(i), 0.05, 3600);
+    else if (a == "--warmup")
+      cfg.warmup = number("--warmup", need(i), 0, 3600);
+    else if (a == "--hold")
+      cfg.hold = number("--hold", need(i), 0, 3600);
+    else if (a == "--timeout")
+      cfg.timeout = number("--timeout", need(i), 1, 36000);
+    else if (a == "--concurrency")
+      cfg.concurrency = static_cast<uint32_t>(number("--concurrency", need(i), 1, 1e5));
     else if (a == "--parallel-connects")
       cfg.parallel_connects = static_cast<uint32_t>(number("--parallel-connects", need(i), 1, 1e6));
-    else if (a == "--sources") cfg.sources = static_cast<uint32_t>(number("--sources", need(i), 0, 250));
-    else if (a == "--server-pid") cfg.server_pid = static_cast<int>(number("--server-pid", need(i), 1, 1e9));
-    else if (a == "--id-base") cfg.id_base = static_cast<uint64_t>(number("--id-base", need(i), 0, 1e15));
+    else if (a == "--sources")
+      cfg.sources = static_cast<uint32_t>(number("--sources", need(i), 0, 250));
+    else if (a == "--server-pid")
+      cfg.server_pid = static_cast<int>(number("--server-pid", need(i), 1, 1e9));
+    else if (a == "--id-base")
+      cfg.id_base = static_cast<uint64_t>(number("--id-base", need(i), 0, 1e15));
     else {
       std::fprintf(stderr, "rtcmesh-hubload: unknown argument %s\n", a.c_str());
       usage(stderr);
@@ -1266,9 +1326,12 @@ int main(int argc, char** argv) {
   Engine e(cfg);
   e.set_id_base(cfg.id_base);
   std::string out;
-  if (cfg.scenario == "idle") out = run_idle(e, cfg);
-  else if (cfg.scenario == "forward") out = run_forward(e, cfg);
-  else out = run_churn(e, cfg);
+  if (cfg.scenario == "idle")
+    out = run_idle(e, cfg);
+  else if (cfg.scenario == "forward")
+    out = run_forward(e, cfg);
+  else
+    out = run_churn(e, cfg);
   std::printf("%s\n", out.c_str());
   std::fflush(stdout);
   return out.find("\"error\"") == std::string::npos ? 0 : 1;

@@ -32,7 +32,7 @@ struct Message {
 namespace impl {
 struct DataChannel;
 struct PeerConnection;
-}
+}  // namespace impl
 
 class DataChannel {
  public:

@@ -26,9 +26,9 @@ struct ObservedDescription {
   enum class Kind { OfferCreated, AnswerCreated, OfferReceived, AnswerReceived };
   Kind kind = Kind::OfferCreated;
   std::string ice_ufrag;
-  std::string fingerprint;  // "sha-256 AB:CD:..."
-  bool ice_restart = false; // new ICE credentials compared to the previous one
-  size_t candidates = 0;    // candidates carried inside the SDP
+  std::string fingerprint;   // "sha-256 AB:CD:..."
+  bool ice_restart = false;  // new ICE credentials compared to the previous one
+  size_t candidates = 0;     // candidates carried inside the SDP
 };
 
 struct ObservedCandidate {
@@ -49,8 +49,10 @@ class ConnectionObserver {
   virtual void on_candidate(const ObservedCandidate&) {}
   // Every change of the W3C connectionState, including the final one to
   // "closed" that close() makes without an event.
-  virtual void on_connection_state_change(PeerConnectionState /*from*/, PeerConnectionState /*to*/) {}
-  virtual void on_data_channel_open(const std::string& /*label*/, int /*id*/, const std::string& /*protocol*/) {}
+  virtual void on_connection_state_change(PeerConnectionState /*from*/,
+                                          PeerConnectionState /*to*/) {}
+  virtual void on_data_channel_open(const std::string& /*label*/, int /*id*/,
+                                    const std::string& /*protocol*/) {}
   // With the channel's totals (RTCDataChannelStats) at the moment it closed.
   virtual void on_data_channel_close(const DataChannelStats&) {}
   // One call per message handed to SCTP (sent) or delivered (received): sizes only.

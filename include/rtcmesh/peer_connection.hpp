@@ -7,16 +7,16 @@
 // and, where a result is returned, waited for. With dedicated network threads,
 // do not call the waiting methods of one connection from the callbacks of a
 // connection on another thread (post to your own thread instead); the one
-// call made that way all the time, add_ice_candidate, does not wait there. Callbacks run on the network
-// thread, never concurrently, and must not block. close() is safe from any
-// thread and from inside any callback. Destroying the last reference closes the
-// connection; it is safe mid-transfer.
+// call made that way all the time, add_ice_candidate, does not wait there. Callbacks run on the
+// network thread, never concurrently, and must not block. close() is safe from any thread and from
+// inside any callback. Destroying the last reference closes the connection; it is safe
+// mid-transfer.
 #pragma once
 
 #include <chrono>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "rtcmesh/configuration.hpp"
@@ -117,8 +117,8 @@ class PeerConnection {
   // OperationError for an id that is in use or beyond the negotiated streams.
   // A channel that finds no free stream id later is closed and reports
   // OperationError through its on_error.
-  [[nodiscard]] Result<std::shared_ptr<DataChannel>> create_data_channel(const std::string& label,
-                                                                         const DataChannelInit& init = {});
+  [[nodiscard]] Result<std::shared_ptr<DataChannel>> create_data_channel(
+      const std::string& label, const DataChannelInit& init = {});
   Stats get_stats() const;
   void close();
 

@@ -46,17 +46,28 @@ enum class ErrorCode {
 // The W3C name, e.g. "InvalidStateError".
 constexpr const char* to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::InvalidStateError: return "InvalidStateError";
-    case ErrorCode::InvalidAccessError: return "InvalidAccessError";
-    case ErrorCode::InvalidModificationError: return "InvalidModificationError";
-    case ErrorCode::SyntaxError: return "SyntaxError";
-    case ErrorCode::OperationError: return "OperationError";
-    case ErrorCode::TypeError: return "TypeError";
-    case ErrorCode::RangeError: return "RangeError";
-    case ErrorCode::NotSupportedError: return "NotSupportedError";
-    case ErrorCode::DataError: return "DataError";
-    case ErrorCode::TimeoutError: return "TimeoutError";
-    case ErrorCode::IoError: return "IoError";
+    case ErrorCode::InvalidStateError:
+      return "InvalidStateError";
+    case ErrorCode::InvalidAccessError:
+      return "InvalidAccessError";
+    case ErrorCode::InvalidModificationError:
+      return "InvalidModificationError";
+    case ErrorCode::SyntaxError:
+      return "SyntaxError";
+    case ErrorCode::OperationError:
+      return "OperationError";
+    case ErrorCode::TypeError:
+      return "TypeError";
+    case ErrorCode::RangeError:
+      return "RangeError";
+    case ErrorCode::NotSupportedError:
+      return "NotSupportedError";
+    case ErrorCode::DataError:
+      return "DataError";
+    case ErrorCode::TimeoutError:
+      return "TimeoutError";
+    case ErrorCode::IoError:
+      return "IoError";
   }
   return "UnknownError";
 }
@@ -102,7 +113,9 @@ Out& operator<<(Out& out, const Error& error) {
   return out;
 }
 
-inline Error make_error(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error make_error(ErrorCode code, std::string message) {
+  return Error{code, std::move(message)};
+}
 
 template <class T>
 class [[nodiscard]] Result {

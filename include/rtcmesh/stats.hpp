@@ -11,7 +11,7 @@
 
 namespace rtcmesh {
 
-struct DataChannelStats {            // type "data-channel"
+struct DataChannelStats {  // type "data-channel"
   std::string id;
   std::string label;
   std::string protocol;
@@ -23,16 +23,16 @@ struct DataChannelStats {            // type "data-channel"
   uint64_t bytes_received = 0;
 };
 
-struct IceCandidateStats {           // type "local-candidate" / "remote-candidate"
+struct IceCandidateStats {  // type "local-candidate" / "remote-candidate"
   std::string id;
   std::string address;
   uint16_t port = 0;
-  std::string protocol;              // "udp" | "tcp"
-  std::string candidate_type;        // "host" | "srflx" | "prflx" | "relay"
+  std::string protocol;        // "udp" | "tcp"
+  std::string candidate_type;  // "host" | "srflx" | "prflx" | "relay"
   uint32_t priority = 0;
 };
 
-struct IceCandidatePairStats {       // type "candidate-pair"
+struct IceCandidatePairStats {  // type "candidate-pair"
   std::string id;
   IceCandidateStats local;
   IceCandidateStats remote;
@@ -46,19 +46,19 @@ struct IceCandidatePairStats {       // type "candidate-pair"
   std::optional<double> current_round_trip_time;
 };
 
-struct TransportStats {              // type "transport"
+struct TransportStats {  // type "transport"
   std::string id = "T01";
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
-  std::string dtls_state;            // "new" | "connecting" | "connected" | "closed" | "failed"
+  std::string dtls_state;  // "new" | "connecting" | "connected" | "closed" | "failed"
   std::string ice_state;
-  std::string dtls_role;             // "client" | "server" | "unknown"
+  std::string dtls_role;  // "client" | "server" | "unknown"
   std::string selected_candidate_pair_id;
 };
 
 struct Stats {
-  double timestamp_ms = 0;           // milliseconds since the Unix epoch
-  uint32_t data_channels_opened = 0; // RTCPeerConnectionStats
+  double timestamp_ms = 0;            // milliseconds since the Unix epoch
+  uint32_t data_channels_opened = 0;  // RTCPeerConnectionStats
   uint32_t data_channels_closed = 0;
   TransportStats transport;
   std::optional<IceCandidatePairStats> selected_candidate_pair;

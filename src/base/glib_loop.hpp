@@ -14,6 +14,8 @@ struct GlibLoopAccess {
 };
 
 // The GMainContext the loop thread runs.
-inline GMainContext* glib_context(const Loop& loop) { return GlibLoopAccess::context(loop); }
+inline GMainContext* glib_context(const Loop& loop) {
+  return GlibLoopAccess::context(loop);
+}
 
 }  // namespace rtcmesh::base

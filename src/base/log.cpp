@@ -27,19 +27,28 @@ std::atomic<int>& level_storage() {
 
 const char* name(Level level) {
   switch (level) {
-    case Level::Error: return "error";
-    case Level::Warn: return "warn";
-    case Level::Info: return "info";
-    case Level::Debug: return "debug";
-    case Level::Verbose: return "verbose";
+    case Level::Error:
+      return "error";
+    case Level::Warn:
+      return "warn";
+    case Level::Info:
+      return "info";
+    case Level::Debug:
+      return "debug";
+    case Level::Verbose:
+      return "verbose";
   }
   return "?";
 }
 
 }  // namespace
 
-Level level() { return static_cast<Level>(level_storage().load(std::memory_order_relaxed)); }
-void set_level(Level level) { level_storage().store(static_cast<int>(level)); }
+Level level() {
+  return static_cast<Level>(level_storage().load(std::memory_order_relaxed));
+}
+void set_level(Level level) {
+  level_storage().store(static_cast<int>(level));
+}
 
 void write(Level level, std::string_view component, std::string_view message) {
   static std::mutex mutex;

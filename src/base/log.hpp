@@ -15,13 +15,12 @@ void write(Level level, std::string_view component, std::string_view message);
 
 }  // namespace rtcmesh::log
 
-#define RTCMESH_LOG(lvl, component, expr)                                      \
-  do {                                                                         \
-    if (static_cast<int>(::rtcmesh::log::Level::lvl) <=                       \
-        static_cast<int>(::rtcmesh::log::level())) {                           \
-      std::ostringstream rtcmesh_log_os_;                                      \
-      rtcmesh_log_os_ << expr;                                                 \
-      ::rtcmesh::log::write(::rtcmesh::log::Level::lvl, component,             \
-                            rtcmesh_log_os_.str());                            \
-    }                                                                          \
+#define RTCMESH_LOG(lvl, component, expr)                                                  \
+  do {                                                                                     \
+    if (static_cast<int>(::rtcmesh::log::Level::lvl) <=                                    \
+        static_cast<int>(::rtcmesh::log::level())) {                                       \
+      std::ostringstream rtcmesh_log_os_;                                                  \
+      rtcmesh_log_os_ << expr;                                                             \
+      ::rtcmesh::log::write(::rtcmesh::log::Level::lvl, component, rtcmesh_log_os_.str()); \
+    }                                                                                      \
   } while (0)

@@ -87,7 +87,8 @@ Loop::Loop() : impl_(std::make_shared<Impl>()) {
   impl.main_loop = g_main_loop_new(impl.context, FALSE);
   impl.event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   impl.source = g_unix_fd_source_new(impl.event_fd, G_IO_IN);
-  g_source_set_callback(impl.source, G_SOURCE_FUNC(+[](gint, GIOCondition, gpointer data) -> gboolean {
+  g_source_set_callback(impl.source,
+                        G_SOURCE_FUNC(+[](gint, GIOCondition, gpointer data) -> gboolean {
                           static_cast<Impl*>(data)->run_posted();
                           return G_SOURCE_CONTINUE;
                         }),
@@ -189,10 +190,16 @@ void Loop::run_sync(const Task& task) {
   future.wait();
 }
 
-GMainContext* GlibLoopAccess::context(const Loop& loop) { return loop.impl_->context; }
+GMainContext* GlibLoopAccess::context(const Loop& loop) {
+  return loop.impl_->context;
+}
 
-bool Loop::on_any_loop_thread() { return t_loop_thread; }
+bool Loop::on_any_loop_thread() {
+  return t_loop_thread;
+}
 
-bool Loop::in_loop_thread() const { return std::this_thread::get_id() == impl_->thread_id; }
+bool Loop::in_loop_thread() const {
+  return std::this_thread::get_id() == impl_->thread_id;
+}
 
 }  // namespace rtcmesh::base

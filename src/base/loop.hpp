@@ -22,7 +22,6 @@ namespace rtcmesh::base {
 
 class Loop final : public Executor {
  public:
-
   // The process-wide default loop. Its thread starts on first use and lives
   // as long as the process.
   static std::shared_ptr<Loop> shared();

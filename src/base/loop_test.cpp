@@ -1,5 +1,5 @@
-#include <gtest/gtest.h>
 #include "base/loop.hpp"
+#include <gtest/gtest.h>
 #include <atomic>
 #include <future>
 TEST(Loop, RunsPostedTasksInOrderAndTimers) {
@@ -39,6 +39,7 @@ TEST(Loop, KnowsWhichThreadsAreLoopThreads) {
   rtcmesh::base::Loop loop;
   EXPECT_FALSE(rtcmesh::base::Loop::on_any_loop_thread());
   bool inside = false;
-  loop.run_sync([&] { inside = rtcmesh::base::Loop::on_any_loop_thread() && loop.in_loop_thread(); });
+  loop.run_sync(
+      [&] { inside = rtcmesh::base::Loop::on_any_loop_thread() && loop.in_loop_thread(); });
   EXPECT_TRUE(inside);
 }

@@ -10,6 +10,8 @@ namespace rtcmesh {
 
 // An error without a more specific code: OperationError. Parsers use
 // make_error(ErrorCode::SyntaxError, ...) instead.
-inline Error make_error(std::string message) { return Error{ErrorCode::OperationError, std::move(message)}; }
+inline Error make_error(std::string message) {
+  return Error{ErrorCode::OperationError, std::move(message)};
+}
 
 }  // namespace rtcmesh

@@ -1,8 +1,8 @@
 // The error vocabulary (rtcmesh/result.hpp) and the ASSERT_OK kit.
 #include "base/result.hpp"
 
-#include <gtest/gtest.h>
 #include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
 
 #include <memory>
 #include <sstream>
@@ -37,7 +37,8 @@ TEST(ErrorCode, IsAStdErrorCodeOfTheRtcmeshCategory) {
   EXPECT_NE(ec, make_error_code(ErrorCode::TypeError));
   EXPECT_NE(ec, std::make_error_code(std::errc::invalid_argument));  // same value, other category
   EXPECT_EQ(error_category().message(0), "success");
-  EXPECT_EQ(make_error(ErrorCode::TimeoutError, "late").error_code(), make_error_code(ErrorCode::TimeoutError));
+  EXPECT_EQ(make_error(ErrorCode::TimeoutError, "late").error_code(),
+            make_error_code(ErrorCode::TimeoutError));
 }
 
 TEST(Error, PrintsCodeThenMessage) {
@@ -103,9 +104,11 @@ TEST(ResultMatchers, PassOnTheExpectedOutcome) {
 TEST(ResultMatchers, FailuresNameTheError) {
   EXPECT_NONFATAL_FAILURE(EXPECT_OK(Status(make_error(ErrorCode::DataError, "bad record 7"))),
                           "DataError: bad record 7");
-  EXPECT_NONFATAL_FAILURE(EXPECT_ERROR(Status(), ErrorCode::TypeError), "succeeded; expected TypeError");
-  EXPECT_NONFATAL_FAILURE(EXPECT_ERROR(Status(make_error(ErrorCode::SyntaxError, "line 2")), ErrorCode::TypeError),
-                          "failed with SyntaxError: line 2; expected TypeError");
+  EXPECT_NONFATAL_FAILURE(EXPECT_ERROR(Status(), ErrorCode::TypeError),
+                          "succeeded; expected TypeError");
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_ERROR(Status(make_error(ErrorCode::SyntaxError, "line 2")), ErrorCode::TypeError),
+      "failed with SyntaxError: line 2; expected TypeError");
 }
 
 }  // namespace

@@ -11,11 +11,11 @@ TEST(Utf8, AcceptsWellFormedText) {
   EXPECT_TRUE(is_valid_utf8(""));
   EXPECT_TRUE(is_valid_utf8("plain ascii, long enough for the word loop"));
   EXPECT_TRUE(is_valid_utf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));  // é € 😀
-  EXPECT_TRUE(is_valid_utf8("\xC2\x80"));                               // U+0080, smallest 2-byte
-  EXPECT_TRUE(is_valid_utf8("\xED\x9F\xBF"));                           // U+D7FF, below surrogates
-  EXPECT_TRUE(is_valid_utf8("\xEE\x80\x80"));                           // U+E000, above them
-  EXPECT_TRUE(is_valid_utf8("\xF4\x8F\xBF\xBF"));                       // U+10FFFF, the last
-  EXPECT_TRUE(is_valid_utf8(std::string("a\0b", 3)));                   // NUL is a character
+  EXPECT_TRUE(is_valid_utf8("\xC2\x80"));                              // U+0080, smallest 2-byte
+  EXPECT_TRUE(is_valid_utf8("\xED\x9F\xBF"));                          // U+D7FF, below surrogates
+  EXPECT_TRUE(is_valid_utf8("\xEE\x80\x80"));                          // U+E000, above them
+  EXPECT_TRUE(is_valid_utf8("\xF4\x8F\xBF\xBF"));                      // U+10FFFF, the last
+  EXPECT_TRUE(is_valid_utf8(std::string("a\0b", 3)));                  // NUL is a character
 }
 
 TEST(Utf8, RejectsMalformedText) {
@@ -28,9 +28,9 @@ TEST(Utf8, RejectsMalformedText) {
   EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
   EXPECT_FALSE(is_valid_utf8("\xF5\x80\x80\x80"));  // lead byte past F4
   EXPECT_FALSE(is_valid_utf8("\xFF"));
-  EXPECT_FALSE(is_valid_utf8("\x80"));              // lone continuation
-  EXPECT_FALSE(is_valid_utf8("abc\xE2\x82"));       // truncated at the end
-  EXPECT_FALSE(is_valid_utf8("\xE2\x28\xA1"));      // bad continuation
+  EXPECT_FALSE(is_valid_utf8("\x80"));          // lone continuation
+  EXPECT_FALSE(is_valid_utf8("abc\xE2\x82"));   // truncated at the end
+  EXPECT_FALSE(is_valid_utf8("\xE2\x28\xA1"));  // bad continuation
 }
 
 TEST(Utf8, FindsTheBadByteAfterALongAsciiRun) {

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <condition_variable>
+#include <csignal>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -36,7 +36,9 @@ struct Pipe {
     if (fds[1] >= 0) ::close(fds[1]);
     fds[1] = -1;
   }
-  void write(const std::string& s) const { ASSERT_EQ(::write(fds[1], s.data(), s.size()), static_cast<ssize_t>(s.size())); }
+  void write(const std::string& s) const {
+    ASSERT_EQ(::write(fds[1], s.data(), s.size()), static_cast<ssize_t>(s.size()));
+  }
   // Reads until `n` bytes or EOF.
   std::string read(size_t n) const {
     std::string out;

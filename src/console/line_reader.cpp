@@ -46,8 +46,7 @@ LineReader::Status LineReader::next(std::string& line) {
     }
     if (fds[1].revents & POLLIN) {
       char drain[64];
-      while (::read(pipe_[0], drain, sizeof drain) > 0) {
-      }
+      while (::read(pipe_[0], drain, sizeof drain) > 0) {}
       return Status::Woken;
     }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {

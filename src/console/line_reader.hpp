@@ -2,8 +2,8 @@
 // reader can also be woken by a signal handler or by another thread (wake()).
 #pragma once
 
-#include <string>
 #include <unistd.h>
+#include <string>
 
 namespace rtcmesh::console {
 

@@ -7,7 +7,9 @@ namespace rtcmesh::console {
 LineWriter::LineWriter(std::function<void(bool)> pressure, LineWriterOptions options)
     : pressure_(std::move(pressure)), options_(options), thread_([this] { run(); }) {}
 
-LineWriter::~LineWriter() { finish(); }
+LineWriter::~LineWriter() {
+  finish();
+}
 
 void LineWriter::push(std::string line) {
   line.push_back('\n');

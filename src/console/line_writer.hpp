@@ -8,6 +8,7 @@
 // broken() is true. SIGPIPE must be ignored by the process.
 #pragma once
 
+#include <unistd.h>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -15,7 +16,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 namespace rtcmesh::console {
 

@@ -90,8 +90,9 @@ std::string hex_byte(uint8_t b) {
 // RFC 8832 section 5.1: DATA_CHANNEL_OPEN. The message type byte was already read.
 Result<Message> parse_open(Reader& r, std::size_t total) {
   if (total < kOpenHeaderSize) {
-    return make_error(ErrorCode::SyntaxError, "DCEP: DATA_CHANNEL_OPEN truncated: " + std::to_string(total) +
-                      " bytes, need at least " + std::to_string(kOpenHeaderSize));
+    return make_error(ErrorCode::SyntaxError,
+                      "DCEP: DATA_CHANNEL_OPEN truncated: " + std::to_string(total) +
+                          " bytes, need at least " + std::to_string(kOpenHeaderSize));
   }
   // The size check above makes each of these reads succeed; they stay checked anyway.
   const auto channel_type = r.u8();
@@ -103,19 +104,23 @@ Result<Message> parse_open(Reader& r, std::size_t total) {
     return make_error(ErrorCode::SyntaxError, "DCEP: DATA_CHANNEL_OPEN truncated header");
   }
   const auto type = to_channel_type(*channel_type);
-  if (!type) return make_error(ErrorCode::SyntaxError, "DCEP: unknown channel type " + hex_byte(*channel_type));
+  if (!type)
+    return make_error(ErrorCode::SyntaxError,
+                      "DCEP: unknown channel type " + hex_byte(*channel_type));
 
   // Label and Protocol fill the rest exactly; anything short or extra is malformed.
   const std::size_t declared = std::size_t{*label_length} + *protocol_length;
   if (declared != r.remaining()) {
-    return make_error(ErrorCode::SyntaxError, "DCEP: DATA_CHANNEL_OPEN label length " + std::to_string(*label_length) +
-                      " + protocol length " + std::to_string(*protocol_length) +
-                      " does not match the " + std::to_string(r.remaining()) +
-                      " payload bytes after the header");
+    return make_error(ErrorCode::SyntaxError,
+                      "DCEP: DATA_CHANNEL_OPEN label length " + std::to_string(*label_length) +
+                          " + protocol length " + std::to_string(*protocol_length) +
+                          " does not match the " + std::to_string(r.remaining()) +
+                          " payload bytes after the header");
   }
   auto label = r.string(*label_length);
   auto protocol = r.string(*protocol_length);
-  if (!label || !protocol) return make_error(ErrorCode::SyntaxError, "DCEP: DATA_CHANNEL_OPEN truncated payload");
+  if (!label || !protocol)
+    return make_error(ErrorCode::SyntaxError, "DCEP: DATA_CHANNEL_OPEN truncated payload");
 
   Open open;
   open.channel_type = *type;
@@ -142,7 +147,8 @@ Result<Message> parse(ByteSpan bytes) {
     case kMessageOpen:
       return parse_open(r, bytes.size());
     default:
-      return make_error(ErrorCode::SyntaxError, "DCEP: unknown message type " + hex_byte(*message_type));
+      return make_error(ErrorCode::SyntaxError,
+                        "DCEP: unknown message type " + hex_byte(*message_type));
   }
 }
 
@@ -170,7 +176,9 @@ std::vector<uint8_t> serialize(const Open& open) {
   return out;
 }
 
-std::vector<uint8_t> serialize_ack() { return {kMessageAck}; }
+std::vector<uint8_t> serialize_ack() {
+  return {kMessageAck};
+}
 
 bool is_ordered(ChannelType type) {
   // RFC 8832 section 5.1: the high bit (0x80) of the channel type marks unordered.

@@ -39,7 +39,8 @@ std::string openssl_reason(std::string_view what) {
 const EVP_MD* digest_for(std::string_view algorithm) {
   std::string name;
   name.reserve(algorithm.size());
-  for (char c : algorithm) name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : algorithm)
+    name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (name == "sha-256") return EVP_sha256();
   if (name == "sha-1") return EVP_sha1();
   if (name == "sha-384") return EVP_sha384();
@@ -83,8 +84,8 @@ Result<std::shared_ptr<Certificate>> Certificate::generate() {
             X509_gmtime_adj(X509_getm_notBefore(x509.get()), kNotBeforeOffset) != nullptr &&
             X509_gmtime_adj(X509_getm_notAfter(x509.get()), kNotAfterOffset) != nullptr &&
             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                       reinterpret_cast<const unsigned char*>("rtcmesh"), -1,
-                                       -1, 0) == 1 &&
+                                       reinterpret_cast<const unsigned char*>("rtcmesh"), -1, -1,
+                                       0) == 1 &&
             X509_set_issuer_name(x509.get(), name) == 1 &&  // self-signed
             X509_set_pubkey(x509.get(), key.get()) == 1;
   if (!ok) return make_error(openssl_reason("certificate: building the certificate failed"));

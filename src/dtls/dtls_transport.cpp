@@ -68,8 +68,7 @@ std::string lower_case(std::string_view s) {
 }
 
 bool equal_ignore_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -107,11 +106,16 @@ void assert_executor_thread([[maybe_unused]] base::Executor& executor) {
 
 const char* to_string(State state) {
   switch (state) {
-    case State::New: return "new";
-    case State::Connecting: return "connecting";
-    case State::Connected: return "connected";
-    case State::Closed: return "closed";
-    case State::Failed: return "failed";
+    case State::New:
+      return "new";
+    case State::Connecting:
+      return "connecting";
+    case State::Connected:
+      return "connected";
+    case State::Closed:
+      return "closed";
+    case State::Failed:
+      return "failed";
   }
   return "unknown";
 }
@@ -119,7 +123,9 @@ const char* to_string(State state) {
 // The glue between OpenSSL's C callbacks and the transport. Nested, so it may
 // touch private members.
 struct DtlsTransport::Glue {
-  static DtlsTransport* from_bio(BIO* bio) { return static_cast<DtlsTransport*>(BIO_get_data(bio)); }
+  static DtlsTransport* from_bio(BIO* bio) {
+    return static_cast<DtlsTransport*>(BIO_get_data(bio));
+  }
 
   static int bio_create(BIO* bio) {
     BIO_set_init(bio, 1);
@@ -151,7 +157,8 @@ struct DtlsTransport::Glue {
     DtlsTransport* self = from_bio(bio);
     BIO_clear_retry_flags(bio);
     if (length > 0) {
-      self->lower_.send(ByteSpan(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(length)));
+      self->lower_.send(
+          ByteSpan(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(length)));
     }
     return length;
   }
@@ -160,25 +167,34 @@ struct DtlsTransport::Glue {
 
   static long in_ctrl(BIO* bio, int cmd, long, void*) {
     switch (cmd) {
-      case BIO_CTRL_PENDING: return static_cast<long>(from_bio(bio)->input_.size());
-      case BIO_CTRL_FLUSH: return 1;
-      default: return 0;  // WPENDING, DGRAM_* queries: nothing to report
+      case BIO_CTRL_PENDING:
+        return static_cast<long>(from_bio(bio)->input_.size());
+      case BIO_CTRL_FLUSH:
+        return 1;
+      default:
+        return 0;  // WPENDING, DGRAM_* queries: nothing to report
     }
   }
 
   static long out_ctrl(BIO*, int cmd, long, void*) {
     switch (cmd) {
-      case BIO_CTRL_FLUSH: return 1;             // every write is already sent
-      case BIO_CTRL_WPENDING: return 0;          // nothing buffered
-      case BIO_CTRL_DGRAM_QUERY_MTU: return 0;   // unknown: we set the MTU ourselves
-      case BIO_CTRL_DGRAM_GET_MTU_OVERHEAD: return 0;  // the MTU we set is the datagram size
-      default: return 0;
+      case BIO_CTRL_FLUSH:
+        return 1;  // every write is already sent
+      case BIO_CTRL_WPENDING:
+        return 0;  // nothing buffered
+      case BIO_CTRL_DGRAM_QUERY_MTU:
+        return 0;  // unknown: we set the MTU ourselves
+      case BIO_CTRL_DGRAM_GET_MTU_OVERHEAD:
+        return 0;  // the MTU we set is the datagram size
+      default:
+        return 0;
     }
   }
 
   static const BIO_METHOD* input_method() {
     static BIO_METHOD* method = [] {
-      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "rtcmesh dtls input");
+      BIO_METHOD* m =
+          BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "rtcmesh dtls input");
       if (m != nullptr) {
         BIO_meth_set_create(m, bio_create);
         BIO_meth_set_read(m, in_read);
@@ -192,7 +208,8 @@ struct DtlsTransport::Glue {
 
   static const BIO_METHOD* output_method() {
     static BIO_METHOD* method = [] {
-      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "rtcmesh dtls output");
+      BIO_METHOD* m =
+          BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "rtcmesh dtls output");
       if (m != nullptr) {
         BIO_meth_set_create(m, bio_create);
         BIO_meth_set_read(m, out_read);
@@ -210,7 +227,8 @@ struct DtlsTransport::Glue {
   // certificate (depth 0) is checked; anything the peer sent above it is
   // irrelevant.
   static int verify(int /*preverify_ok*/, X509_STORE_CTX* store) {
-    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* ssl =
+        static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
     if (ssl == nullptr) return 0;
     auto* self = static_cast<DtlsTransport*>(SSL_get_app_data(ssl));
     if (self == nullptr) return 0;
@@ -242,14 +260,13 @@ SSL_CTX* DtlsTransport::build_context(X509* x509, EVP_PKEY* key) {
   // only add a NewSessionTicket message to the server's last flight.
   bool ok = SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) == 1 &&
             SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) == 1;
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_QUERY_MTU |
-                                SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_NO_TICKET);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   ok = ok && SSL_CTX_set_cipher_list(ctx, kCipherList) == 1 &&
        SSL_CTX_set1_groups_list(ctx, kGroups) == 1 &&
        SSL_CTX_set_tlsext_use_srtp(ctx, kSrtpProfiles) == 0 &&  // 0 is success here
-       SSL_CTX_use_certificate(ctx, x509) == 1 &&
-       SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+       SSL_CTX_use_certificate(ctx, x509) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
        SSL_CTX_check_private_key(ctx) == 1;
   if (!ok) {
     SSL_CTX_free(ctx);
@@ -396,8 +413,10 @@ ByteSpan DtlsTransport::drop_short_records(ByteSpan datagram, std::vector<uint8_
     pos = end;
   }
   if (!copying) return datagram;
-  scratch.insert(scratch.end(), datagram.begin() + pos, datagram.end());  // a trailing partial header
-  RTCMESH_LOG(Debug, kLog, "dropped encrypted records shorter than " << min_record_overhead_ << " bytes");
+  scratch.insert(scratch.end(), datagram.begin() + pos,
+                 datagram.end());  // a trailing partial header
+  RTCMESH_LOG(Debug, kLog,
+              "dropped encrypted records shorter than " << min_record_overhead_ << " bytes");
   return ByteSpan(scratch.data(), scratch.size());
 }
 
@@ -445,8 +464,9 @@ bool DtlsTransport::on_handshake_done() {
   const char* name = cipher ? SSL_CIPHER_get_name(cipher) : "";
   min_record_overhead_ = std::strstr(name, "CHACHA20") ? 16 : 24;
   arm_timer();  // normally nothing is pending once the handshake is complete
-  RTCMESH_LOG(Debug, kLog, "connected as " << (role_ == Role::Client ? "client" : "server")
-                                           << " with " << SSL_get_cipher_name(ssl_));
+  RTCMESH_LOG(Debug, kLog,
+              "connected as " << (role_ == Role::Client ? "client" : "server") << " with "
+                              << SSL_get_cipher_name(ssl_));
   if (!set_state(State::Connected)) return false;
   if (state_ != State::Connected) return true;
   // The datagram that completed the handshake may carry application records
@@ -543,8 +563,9 @@ void DtlsTransport::close() {
 
 bool DtlsTransport::set_state(State state, const std::string& error) {
   if (state_ == state) return true;
-  RTCMESH_LOG(Debug, kLog, to_string(state_) << " -> " << to_string(state)
-                                              << (error.empty() ? "" : ": ") << error);
+  RTCMESH_LOG(
+      Debug, kLog,
+      to_string(state_) << " -> " << to_string(state) << (error.empty() ? "" : ": ") << error);
   state_ = state;
   if (!on_state_) return true;
   std::weak_ptr<bool> alive = alive_;
@@ -575,8 +596,8 @@ void DtlsTransport::arm_timer() {
   // waking a little late is harmless and waking early only re-arms.
   auto delay = std::chrono::milliseconds(static_cast<int64_t>(remaining.tv_sec) * 1000 +
                                          (remaining.tv_usec + 999) / 1000);
-  RTCMESH_LOG(Verbose, kLog, "retransmission timer in " << delay.count() << " ms ("
-                                << to_string(state_) << ")");
+  RTCMESH_LOG(Verbose, kLog,
+              "retransmission timer in " << delay.count() << " ms (" << to_string(state_) << ")");
   std::weak_ptr<bool> alive = alive_;
   timer_ = executor_.post_after(delay, [this, alive] {
     if (alive.expired()) return;

@@ -128,18 +128,18 @@ class DtlsTransport final : public PacketTransport {
   State state_ = State::New;
   bool started_ = false;
   bool handshake_done_ = false;
-  bool peer_verified_ = false;          // the verify callback matched a fingerprint
+  bool peer_verified_ = false;              // the verify callback matched a fingerprint
   std::deque<std::vector<uint8_t>> early_;  // datagrams received before start()
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
-  BIO* in_bio_ = nullptr;   // reads `input_` (owned by ssl_)
-  BIO* out_bio_ = nullptr;  // writes each record to lower_ (owned by ssl_)
-  ByteSpan input_;          // the datagram being processed, until OpenSSL reads it
-  base::Executor::TimerId timer_ = 0;           // DTLS retransmission (RFC 6347 4.2.4)
+  BIO* in_bio_ = nullptr;              // reads `input_` (owned by ssl_)
+  BIO* out_bio_ = nullptr;             // writes each record to lower_ (owned by ssl_)
+  ByteSpan input_;                     // the datagram being processed, until OpenSSL reads it
+  base::Executor::TimerId timer_ = 0;  // DTLS retransmission (RFC 6347 4.2.4)
   base::Executor::TimerId deadline_timer_ = 0;  // whole-handshake limit
-  std::string init_error_;                  // SSL setup failure, reported at start()
+  std::string init_error_;                      // SSL setup failure, reported at start()
   std::string verify_error_;
-  std::shared_ptr<bool> alive_;  // timers and posted tasks capture a weak_ptr to this
+  std::shared_ptr<bool> alive_;       // timers and posted tasks capture a weak_ptr to this
   std::vector<uint8_t> read_buffer_;  // one plaintext record, reused
   size_t min_record_overhead_ = 16;   // bytes an encrypted record has at least (set at connect)
 };

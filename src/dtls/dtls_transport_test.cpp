@@ -17,8 +17,8 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <string>
 #include <ostream>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -37,10 +37,10 @@ using rtcmesh::dtls::DtlsTransport;
 using rtcmesh::dtls::RemoteFingerprint;
 using rtcmesh::dtls::Role;
 using rtcmesh::dtls::State;
-using rtcmesh::testing::MemoryLink;
 using rtcmesh::testing::Bytes;
 using rtcmesh::testing::DtlsPair;
 using rtcmesh::testing::make_certificate;
+using rtcmesh::testing::MemoryLink;
 using rtcmesh::testing::pattern;
 using rtcmesh::testing::sha256_of;
 using Duration = std::chrono::steady_clock::duration;
@@ -93,8 +93,14 @@ TEST_P(DtlsHandshakeBothWays, ConnectsAndCarriesDataBothWays) {
   auto sizes_a = std::make_shared<std::vector<size_t>>();
   auto sizes_b = std::make_shared<std::vector<size_t>>();
   {
-    link->a.filter = [sizes_a](ByteSpan p) { sizes_a->push_back(p.size()); return true; };
-    link->b.filter = [sizes_b](ByteSpan p) { sizes_b->push_back(p.size()); return true; };
+    link->a.filter = [sizes_a](ByteSpan p) {
+      sizes_a->push_back(p.size());
+      return true;
+    };
+    link->b.filter = [sizes_b](ByteSpan p) {
+      sizes_b->push_back(p.size());
+      return true;
+    };
   }
   EXPECT_FALSE(std::invoke([&] {
     Bytes early = pattern(10, 1);
@@ -129,7 +135,8 @@ TEST_P(DtlsHandshakeBothWays, ConnectsAndCarriesDataBothWays) {
       return true;
     };
     Bytes packet = pattern(1200, 9);
-    for (int i = 0; i < 10; ++i) EXPECT_TRUE(a.transport->send(ByteSpan(packet.data(), packet.size())));
+    for (int i = 0; i < 10; ++i)
+      EXPECT_TRUE(a.transport->send(ByteSpan(packet.data(), packet.size())));
     EXPECT_EQ(link->a.sent, before + 10);
     EXPECT_GT(*max_size, 1200u);
     EXPECT_LE(*max_size, 1200u + 13 + 8 + 16);  // record header, explicit nonce, tag
@@ -140,7 +147,8 @@ TEST_P(DtlsHandshakeBothWays, ConnectsAndCarriesDataBothWays) {
   exchange(*this, b, a, test_packets(2));
   // Interleaved, many small packets.
   std::vector<Bytes> burst;
-  for (int i = 0; i < 500; ++i) burst.push_back(pattern(1 + (i * 37) % 1200, static_cast<uint8_t>(i)));
+  for (int i = 0; i < 500; ++i)
+    burst.push_back(pattern(1 + (i * 37) % 1200, static_cast<uint8_t>(i)));
   exchange(*this, a, b, burst);
   exchange(*this, b, a, burst);
   EXPECT_FALSE(std::invoke([&] {
@@ -150,7 +158,9 @@ TEST_P(DtlsHandshakeBothWays, ConnectsAndCarriesDataBothWays) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, DtlsHandshakeBothWays, ::testing::Values(true, false),
-                         [](const auto& param_info) { return param_info.param ? "AIsClient" : "AIsServer"; });
+                         [](const auto& param_info) {
+                           return param_info.param ? "AIsClient" : "AIsServer";
+                         });
 
 TEST_F(DtlsPairTest, AcceptsSha1AndAnyOfSeveralFingerprints) {
   auto other = make_certificate();
@@ -186,7 +196,8 @@ TEST_P(DtlsFingerprintMismatch, FailsAndPeerDoesNotConnect) {
   executor.advance(50ms);
   {
     EXPECT_EQ(checker.error, "remote certificate fingerprint mismatch: expected sha-256 " +
-                                 stranger->fingerprint_sha256() + ", got " + real->fingerprint_sha256());
+                                 stranger->fingerprint_sha256() + ", got " +
+                                 real->fingerprint_sha256());
     EXPECT_FALSE(contains(checker.states, State::Connected));
     EXPECT_FALSE(contains(victim.states, State::Connected));
     EXPECT_FALSE(victim.error.empty());
@@ -195,7 +206,9 @@ TEST_P(DtlsFingerprintMismatch, FailsAndPeerDoesNotConnect) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sides, DtlsFingerprintMismatch, ::testing::Values(true, false),
-                         [](const auto& param_info) { return param_info.param ? "ClientChecks" : "ServerChecks"; });
+                         [](const auto& param_info) {
+                           return param_info.param ? "ClientChecks" : "ServerChecks";
+                         });
 
 TEST_F(DtlsPairTest, NoRemoteFingerprintFails) {
   create(a, link->a, cert_a, Role::Client, {});
@@ -209,7 +222,9 @@ TEST_F(DtlsPairTest, NoRemoteFingerprintFails) {
 }
 
 // Count of datagrams each side sends in a lossless handshake.
-std::pair<size_t, size_t> lossless_counts(const MemoryLink& link) { return {link.a.sent, link.b.sent}; }
+std::pair<size_t, size_t> lossless_counts(const MemoryLink& link) {
+  return {link.a.sent, link.b.sent};
+}
 
 // Losing any single handshake datagram (first flight, server flight, client's
 // second flight, server's Finished) costs one short retransmission timeout
@@ -237,9 +252,12 @@ TEST_F(DtlsPairTest, AnySingleLostHandshakeDatagramRecoversQuickly) {
       auto started = executor.now();
       start_both();
       ASSERT_TRUE(wait_connected()) << "a: " << a.error << " b: " << b.error;
-      auto elapsed = std::invoke([&] { return std::max(a.connected_at, b.connected_at) - started; });
-      EXPECT_GE(elapsed, 100ms) << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
-      EXPECT_LT(elapsed, 200ms) << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+      auto elapsed =
+          std::invoke([&] { return std::max(a.connected_at, b.connected_at) - started; });
+      EXPECT_GE(elapsed, 100ms)
+          << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+      EXPECT_LT(elapsed, 200ms)
+          << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
       // And data flows afterwards.
       exchange(*this, a, b, {pattern(1100, 3)});
       exchange(*this, b, a, {pattern(1100, 4)});
@@ -297,7 +315,8 @@ TEST_F(DtlsPairTest, EarlyBufferIsBounded) {
   {
     Bytes junk = pattern(50, 9);
     junk[0] = 22;
-    for (int i = 0; i < 1000; ++i) b.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
+    for (int i = 0; i < 1000; ++i)
+      b.transport->receive_from_lower(ByteSpan(junk.data(), junk.size()));
   }
   start_both();
   ASSERT_TRUE(wait_connected()) << "a: " << a.error << " b: " << b.error;
@@ -322,8 +341,10 @@ TEST_P(DtlsCloseTest, CloseNotifyReachesPeer) {
   ASSERT_TRUE(run_until([&] { return peer.state() == State::Closed; }));
   executor.advance(20ms);
   {
-    EXPECT_EQ(closer.states, (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
-    EXPECT_EQ(peer.states, (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
+    EXPECT_EQ(closer.states,
+              (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
+    EXPECT_EQ(peer.states,
+              (std::vector<State>{State::Connecting, State::Connected, State::Closed}));
     EXPECT_TRUE(peer.error.empty());
     peer.transport->close();  // already closed: no new callback
     EXPECT_EQ(peer.states.size(), 3u);
@@ -331,7 +352,9 @@ TEST_P(DtlsCloseTest, CloseNotifyReachesPeer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sides, DtlsCloseTest, ::testing::Values(true, false),
-                         [](const auto& param_info) { return param_info.param ? "ClientCloses" : "ServerCloses"; });
+                         [](const auto& param_info) {
+                           return param_info.param ? "ClientCloses" : "ServerCloses";
+                         });
 
 TEST_F(DtlsPairTest, CloseBeforeStartAndDuringHandshake) {
   create_pair();
@@ -410,7 +433,9 @@ TEST_F(DtlsPairTest, DestroyMidHandshakeWithTimersPending) {
     reset_pair();
     create_pair();
     // Nothing from the server reaches the client: both keep retransmitting.
-    { link->b.filter = [](ByteSpan) { return false; }; }
+    {
+      link->b.filter = [](ByteSpan) { return false; };
+    }
     start_both();
     executor.advance(120ms);  // at least one retransmission happened
     Side& victim = victim_is_client ? a : b;
@@ -480,7 +505,8 @@ TEST_F(DtlsPairTest, HandshakeTimesOutAfter30Seconds) {
   start_both();
   ASSERT_FALSE(run_until([&] { return a.state() == State::Failed || b.state() == State::Failed; },
                          29'999ms));
-  ASSERT_TRUE(run_until([&] { return a.state() == State::Failed && b.state() == State::Failed; }, 10s));
+  ASSERT_TRUE(
+      run_until([&] { return a.state() == State::Failed && b.state() == State::Failed; }, 10s));
   EXPECT_EQ(executor.now() - started, 30s);
   EXPECT_EQ(a.error, "DTLS handshake timed out");
   EXPECT_EQ(b.error, "DTLS handshake timed out");  // the server never heard anything
@@ -494,12 +520,12 @@ TEST_F(DtlsPairTest, HandshakeTimesOutAfter30Seconds) {
 
 TEST_F(DtlsPairTest, SetupErrorIsReportedAtStart) {
   {
-    a.transport = std::make_unique<DtlsTransport>(
-        executor, link->a, nullptr, Role::Client, sha256_of(cert_b),
-        [&](State state, const std::string& error) {
-          a.states.push_back(state);
-          a.error = error;
-        });
+    a.transport =
+        std::make_unique<DtlsTransport>(executor, link->a, nullptr, Role::Client, sha256_of(cert_b),
+                                        [&](State state, const std::string& error) {
+                                          a.states.push_back(state);
+                                          a.error = error;
+                                        });
     a.transport->start();
     EXPECT_EQ(a.transport->state(), State::Failed);
     EXPECT_NE(a.error.find("certificate"), std::string::npos) << a.error;
@@ -546,10 +572,13 @@ const HelloProfile kBrowserLike = {
     "ECDSA+SHA256:rsa_pss_rsae_sha256:RSA+SHA256:ECDSA+SHA384:rsa_pss_rsae_sha384:RSA+SHA384:"
     "rsa_pss_rsae_sha512:RSA+SHA512",
     "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"};
-void PrintTo(const HelloProfile& profile, std::ostream* os) { *os << profile.name; }
+void PrintTo(const HelloProfile& profile, std::ostream* os) {
+  *os << profile.name;
+}
 
 // A data-only stack that offers no use_srtp at all: the extension stays optional.
-const HelloProfile kNoSrtp = {"NoSrtp", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+const HelloProfile kNoSrtp = {"NoSrtp",
+                              "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
                               "P-256:X25519", "ECDSA+SHA256:ECDSA+SHA384", ""};
 
 // One DTLS endpoint on memory BIOs: each datagram from the link is written to
@@ -557,8 +586,8 @@ const HelloProfile kNoSrtp = {"NoSrtp", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECD
 // datagram. No retransmission timer (the link loses nothing).
 class RawDtlsPeer {
  public:
-  RawDtlsPeer(MemoryLink::End& end, const std::shared_ptr<Certificate>& cert, const HelloProfile& profile,
-              bool server)
+  RawDtlsPeer(MemoryLink::End& end, const std::shared_ptr<Certificate>& cert,
+              const HelloProfile& profile, bool server)
       : end_(end) {
     ctx_ = SSL_CTX_new(DTLS_method());
     bool ok = ctx_ != nullptr && SSL_CTX_set_min_proto_version(ctx_, DTLS1_2_VERSION) == 1 &&
@@ -606,7 +635,8 @@ class RawDtlsPeer {
   }
   void send(const Bytes& data) {
     ASSERT_TRUE(connected);
-    ASSERT_EQ(SSL_write(ssl_, data.data(), static_cast<int>(data.size())), static_cast<int>(data.size()));
+    ASSERT_EQ(SSL_write(ssl_, data.data(), static_cast<int>(data.size())),
+              static_cast<int>(data.size()));
     flush();
   }
   SSL* ssl() const { return ssl_; }
@@ -679,9 +709,10 @@ TEST_P(DtlsParameters, NegotiatesWhatTheOtherStackNeeds) {
     a.transport->start();
     raw_->start();
   }
-  ASSERT_TRUE(run_until([&] { return (raw_->connected && a.state() == State::Connected) ||
-                                      !raw_->error.empty() || a.state() == State::Failed; }))
-      << "handshake did not finish";
+  ASSERT_TRUE(run_until([&] {
+    return (raw_->connected && a.state() == State::Connected) || !raw_->error.empty() ||
+           a.state() == State::Failed;
+  })) << "handshake did not finish";
   {
     ASSERT_TRUE(raw_->connected) << profile.name << ": " << raw_->error << " / ours: " << a.error;
     ASSERT_EQ(a.state(), State::Connected) << a.error;
@@ -731,13 +762,14 @@ TEST_P(DtlsParameters, NegotiatesWhatTheOtherStackNeeds) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Stacks, DtlsParameters,
-    ::testing::Combine(::testing::Values(kPion, kBrowserLike, kNoSrtp), ::testing::Bool()),
-    [](const auto& param_info) {
-      return std::string(std::get<0>(param_info.param).name) +
-             (std::get<1>(param_info.param) ? "ClientWeServe" : "ServerWeConnect");
-    });
+INSTANTIATE_TEST_SUITE_P(Stacks, DtlsParameters,
+                         ::testing::Combine(::testing::Values(kPion, kBrowserLike, kNoSrtp),
+                                            ::testing::Bool()),
+                         [](const auto& param_info) {
+                           return std::string(std::get<0>(param_info.param).name) +
+                                  (std::get<1>(param_info.param) ? "ClientWeServe"
+                                                                 : "ServerWeConnect");
+                         });
 
 // ---- Certificate ----
 
@@ -756,7 +788,8 @@ TEST(Certificate, GeneratesSelfSignedEcdsaP256) {
   EXPECT_EQ(X509_verify(x509, key), 1) << "not self-signed with its own key";
   EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(x509), X509_get_issuer_name(x509)), 0);
   char cn[64] = {};
-  ASSERT_GT(X509_NAME_get_text_by_NID(X509_get_subject_name(x509), NID_commonName, cn, sizeof cn), 0);
+  ASSERT_GT(X509_NAME_get_text_by_NID(X509_get_subject_name(x509), NID_commonName, cn, sizeof cn),
+            0);
   EXPECT_STREQ(cn, "rtcmesh");
   int days = 0;
   int seconds = 0;
@@ -764,11 +797,13 @@ TEST(Certificate, GeneratesSelfSignedEcdsaP256) {
   EXPECT_EQ(days * 86400 + seconds <= -86400 + 5 && days * 86400 + seconds >= -86400 - 5, true)
       << days << "d " << seconds << "s";
   ASSERT_EQ(ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(x509)), 1);
-  EXPECT_EQ(days * 86400 + seconds <= 30 * 86400 + 5 && days * 86400 + seconds >= 30 * 86400 - 5, true)
+  EXPECT_EQ(days * 86400 + seconds <= 30 * 86400 + 5 && days * 86400 + seconds >= 30 * 86400 - 5,
+            true)
       << days << "d " << seconds << "s";
   // Random serials: two certificates differ.
   auto other = make_certificate();
-  EXPECT_NE(ASN1_INTEGER_cmp(X509_get0_serialNumber(x509), X509_get0_serialNumber(other->x509())), 0);
+  EXPECT_NE(ASN1_INTEGER_cmp(X509_get0_serialNumber(x509), X509_get0_serialNumber(other->x509())),
+            0);
   EXPECT_NE(cert->fingerprint_sha256(), other->fingerprint_sha256());
 }
 

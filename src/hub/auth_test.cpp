@@ -45,9 +45,13 @@ TEST(HubToken, Rejections) {
   const std::string none_header = base64url_encode(R"({"alg":"none","typ":"JWT"})");
   const std::string body = good.substr(good.find('.') + 1, good.rfind('.') - good.find('.') - 1);
   EXPECT_FALSE(verify_token("secret", none_header + "." + body + ".", kNow).ok());
-  EXPECT_FALSE(verify_token("secret", none_header + "." + body + "." + good.substr(good.rfind('.') + 1), kNow).ok());
+  EXPECT_FALSE(verify_token("secret",
+                            none_header + "." + body + "." + good.substr(good.rfind('.') + 1), kNow)
+                   .ok());
   const std::string hs512 = base64url_encode(R"({"alg":"HS512","typ":"JWT"})");
-  EXPECT_FALSE(verify_token("secret", hs512 + "." + body + "." + good.substr(good.rfind('.') + 1), kNow).ok());
+  EXPECT_FALSE(
+      verify_token("secret", hs512 + "." + body + "." + good.substr(good.rfind('.') + 1), kNow)
+          .ok());
 
   // Correctly signed, but without exp.
   const std::string input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
@@ -59,8 +63,9 @@ TEST(HubToken, Rejections) {
   const std::string signed_no_exp =
       input + "." + base64url_encode(std::string(reinterpret_cast<char*>(mac), mac_length));
   EXPECT_FALSE(verify_token("secret", signed_no_exp, kNow).ok());
-  EXPECT_TRUE(verify_token("secret", signed_no_exp.substr(0, signed_no_exp.size()), kNow).error().message ==
-              "token has no exp");
+  EXPECT_TRUE(
+      verify_token("secret", signed_no_exp.substr(0, signed_no_exp.size()), kNow).error().message ==
+      "token has no exp");
 
   EXPECT_FALSE(authorize_join("secret", good, "other", "alice", kNow).ok());
   EXPECT_FALSE(authorize_join("secret", good, "demo", "bob", kNow).ok());

@@ -10,24 +10,29 @@
 // connection and sent with one direct send per loop turn (write coalescing).
 #include "hub/hub.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 #include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <cerrno>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -36,11 +41,6 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 #include <unordered_map>
 
 #include "base/base64.hpp"
@@ -102,7 +102,9 @@ std::string random_hex(size_t bytes) {
   return out;
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -369,8 +371,8 @@ class Server {
   // and peer asked for) up to 20 a second per reason, other kinds once a second
   // per reason, each record with the count since the last (a flood of bad
   // frames or joins must not become a flood of records).
-  void count_rejection(std::string_view reason, std::string_view room = {}, std::string_view peer = {},
-                       bool join = false) {
+  void count_rejection(std::string_view reason, std::string_view room = {},
+                       std::string_view peer = {}, bool join = false) {
     auto it = counters_.rejections.find(reason);
     if (it == counters_.rejections.end()) {
       it = counters_.rejections.emplace(std::string(reason), 0).first;
@@ -389,8 +391,8 @@ class Server {
     audit("hub_reject", room, peer, reason, false, a.pending);
     a.pending = 0;
   }
-  void audit(std::string_view type, std::string_view room, std::string_view peer, std::string_view reason,
-             bool resumed = false, uint64_t count = 1) {
+  void audit(std::string_view type, std::string_view room, std::string_view peer,
+             std::string_view reason, bool resumed = false, uint64_t count = 1) {
     if (opt_.on_audit) opt_.on_audit({type, room, peer, reason, resumed, count});
   }
   void count_http(std::string_view route) {
@@ -871,8 +873,7 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
       auto claims = verify_token(opt.token_secret, token, unix_ms() / 1000);
       if (!claims) {
         server_.count_rejection("unauthorized");
-        respond_error(401, "Unauthorized", claims.error().message,
-                      "WWW-Authenticate: Bearer\r\n");
+        respond_error(401, "Unauthorized", claims.error().message, "WWW-Authenticate: Bearer\r\n");
         return;
       }
       if (claims->sub != "*") peer = claims->sub;
@@ -894,9 +895,8 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
     // Refuse any dot segment outright instead of normalising it away.
     for (size_t pos = 0; pos != std::string::npos;) {
       const size_t next = path.find('/', pos + 1);
-      const std::string_view segment =
-          std::string_view(path).substr(pos + 1, next == std::string::npos ? std::string::npos
-                                                                           : next - pos - 1);
+      const std::string_view segment = std::string_view(path).substr(
+          pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
       if (segment == ".." || segment == ".") {
         server_.count_rejection("path_traversal");
         respond_error(403, "Forbidden", "path traversal refused");
@@ -967,7 +967,8 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
                     "Retry-After: 5\r\n");
       return false;
     }
-    out_.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    out_.append(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
     out_.append("Sec-WebSocket-Accept: ")
         .append(websocket_accept(std::string_view(key.data(), key.size())))
         .append("\r\n\r\n");
@@ -1105,7 +1106,8 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
     send_error(code, message, ref, to);
   }
 
-  void reject_join(const ClientMessage& m, const char* code, std::string_view message, std::string_view ref) {
+  void reject_join(const ClientMessage& m, const char* code, std::string_view message,
+                   std::string_view ref) {
     server_.count_rejection(code, m.room, m.peer, true);
     send_error(code, message, ref, {});
   }
@@ -1141,8 +1143,8 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
            random_hex(16));
     send_welcome(false, m.ref);
     server_.audit("hub_join", room->id, peer_, "");
-    std::string joined = R"({"type":"peer-joined","peer":")" + peer_ + R"(","metadata":)" +
-                         metadata_ + "}";
+    std::string joined =
+        R"({"type":"peer-joined","peer":")" + peer_ + R"(","metadata":)" + metadata_ + "}";
     for (auto& [id, other] : room->peers) {
       if (other != this) other->send_text(joined);
     }
@@ -1176,8 +1178,8 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
 
   void send_welcome(bool resumed, std::string_view ref) {
     const auto& opt = server_.options();
-    std::string w = R"({"type":"welcome","room":")" + room_->id + R"(","peer":")" + peer_ +
-                    R"(","peers":[)";
+    std::string w =
+        R"({"type":"welcome","room":")" + room_->id + R"(","peer":")" + peer_ + R"(","peers":[)";
     bool first = true;
     for (auto& [id, other] : room_->peers) {
       if (other == this) continue;
@@ -1253,8 +1255,8 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
   }
 
   void announce_to_others() {
-    std::string a = R"({"type":"peer-announced","peer":")" + peer_ + R"(","metadata":)" +
-                    metadata_ + "}";
+    std::string a =
+        R"({"type":"peer-announced","peer":")" + peer_ + R"(","metadata":)" + metadata_ + "}";
     auto& c = server_.counters();
     for (auto& [id, other] : room_->peers) {
       if (other == this) continue;
@@ -1311,10 +1313,9 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
     }
     inflight_.swap(out_);
     writing_ = true;
-    asio::async_write(*tls_, asio::buffer(inflight_),
-                      [self = shared_from_this()](const error_code& ec, size_t) {
-                        self->on_written(ec);
-                      });
+    asio::async_write(
+        *tls_, asio::buffer(inflight_),
+        [self = shared_from_this()](const error_code& ec, size_t) { self->on_written(ec); });
   }
 
   // Sends buf from `sent` on until done or EAGAIN. False when the socket failed
@@ -1384,8 +1385,8 @@ class Connection : public WsSink, public std::enable_shared_from_this<Connection
   }
 
   Server& server_;
-  tcp::socket socket_;  // TLS connections only
-  int fd_ = -1;         // plain connections only
+  tcp::socket socket_;                // TLS connections only
+  int fd_ = -1;                       // plain connections only
   std::shared_ptr<Connection> self_;  // a plain connection owns itself while open
   std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
   std::unique_ptr<HttpState> http_;
@@ -1434,8 +1435,8 @@ void Server::accept() {
     if (shutting_down_ || ec == asio::error::operation_aborted) return;
     touch_clock();
     for (int i = 0; !ec && i < kAcceptBatch; ++i) {
-      const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd =
+          ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         start_connection(fd);
         if (shutting_down_) return;
@@ -1526,7 +1527,8 @@ void Server::sweep() {
       const auto phase = c->phase();
       if (phase == Connection::Phase::Closing) {
         if (now_ > c->closing_deadline()) expired.push_back(c->shared_from_this());
-      } else if (phase != Connection::Phase::Closed && now_ - c->last_activity() > opt_.peer_timeout_ms) {
+      } else if (phase != Connection::Phase::Closed &&
+                 now_ - c->last_activity() > opt_.peer_timeout_ms) {
         expired.push_back(c->shared_from_this());
       }
     }
@@ -1588,7 +1590,8 @@ std::string Server::stats_json() const {
   nlohmann::json rooms = nlohmann::json::array();
   std::vector<const Room*> sorted;
   for (const auto& [id, room] : rooms_) sorted.push_back(room.get());
-  std::sort(sorted.begin(), sorted.end(), [](const Room* a, const Room* b) { return a->id < b->id; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Room* a, const Room* b) { return a->id < b->id; });
   const bool hide_peers = !opt_.token_secret.empty();
   for (const Room* room : sorted) {
     nlohmann::json r = {{"roomId", room->id}, {"peerCount", room->peers.size()}};
@@ -1618,7 +1621,8 @@ std::string Server::ice_servers_json(std::string_view peer) const {
   int64_t expires_at = now_s + opt_.turn_ttl_seconds;
   if (!opt_.stun_urls.empty()) servers.push_back({{"urls", opt_.stun_urls}});
   if (!opt_.turn_urls.empty()) {
-    const TurnCredential cred = turn_credential(opt_.turn_secret, peer, now_s, opt_.turn_ttl_seconds);
+    const TurnCredential cred =
+        turn_credential(opt_.turn_secret, peer, now_s, opt_.turn_ttl_seconds);
     expires_at = cred.expires_at;
     servers.push_back(
         {{"urls", opt_.turn_urls}, {"username", cred.username}, {"credential", cred.credential}});
@@ -1643,8 +1647,8 @@ void raise_fd_limit(size_t wanted) {
   setrlimit(RLIMIT_NOFILE, &limit);
   getrlimit(RLIMIT_NOFILE, &limit);
   if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < need) {
-    RTCMESH_LOG(Info, "hub", "open-file limit " << limit.rlim_cur
-                                                << " is below --max-connections " << wanted);
+    RTCMESH_LOG(Info, "hub",
+                "open-file limit " << limit.rlim_cur << " is below --max-connections " << wanted);
   }
 }
 
@@ -1712,8 +1716,9 @@ int run_hub(const HubOptions& options) {
 
   error_code ec;
   tcp::resolver resolver(io);
-  const auto results = resolver.resolve(options.host, std::to_string(options.port),
-                                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  const auto results =
+      resolver.resolve(options.host, std::to_string(options.port),
+                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || results.empty()) {
     std::fprintf(stderr, "rtcmesh hub: cannot resolve %s: %s\n", options.host.c_str(),
                  ec ? ec.message().c_str() : "no address");
@@ -1733,7 +1738,8 @@ int run_hub(const HubOptions& options) {
   std::fprintf(stderr, "rtcmesh hub: listening on %s://%s/ (signaling %s://%s/signaling)\n",
                secure ? "https" : "http", authority.c_str(), secure ? "wss" : "ws",
                authority.c_str());
-  if (!options.startup_note.empty()) std::fprintf(stderr, "rtcmesh hub: %s\n", options.startup_note.c_str());
+  if (!options.startup_note.empty())
+    std::fprintf(stderr, "rtcmesh hub: %s\n", options.startup_note.c_str());
   std::fflush(stderr);
   io.run();
   return 0;

@@ -47,7 +47,7 @@ struct HubOptions {
     std::string_view type;  // "hub_join" | "hub_leave" | "hub_reject"
     std::string_view room, peer, reason;
     bool resumed = false;
-    uint64_t count = 1;     // hub_reject: rejections of this reason since the last record
+    uint64_t count = 1;  // hub_reject: rejections of this reason since the last record
   };
   std::function<void(const AuditEvent&)> on_audit;
   // Printed to stderr after the listening line (node id, witness file).

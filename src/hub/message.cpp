@@ -20,7 +20,7 @@ struct Member {
   Kind kind;
   bool integer;  // a Number without fraction or exponent
 
-  std::string_view key() const { return {key_data, key_size}; }      // decoded name
+  std::string_view key() const { return {key_data, key_size}; }        // decoded name
   std::string_view value() const { return {value_data, value_size}; }  // raw JSON
 };
 static_assert(std::is_trivially_default_constructible_v<Member>);
@@ -105,14 +105,26 @@ class Scanner {
       if (p_ == end_) return false;
       const char e = *p_++;
       switch (e) {
-        case '"': case '\\': case '/':
+        case '"':
+        case '\\':
+        case '/':
           if (decoded) decoded->push_back(e);
           break;
-        case 'b': if (decoded) decoded->push_back('\b'); break;
-        case 'f': if (decoded) decoded->push_back('\f'); break;
-        case 'n': if (decoded) decoded->push_back('\n'); break;
-        case 'r': if (decoded) decoded->push_back('\r'); break;
-        case 't': if (decoded) decoded->push_back('\t'); break;
+        case 'b':
+          if (decoded) decoded->push_back('\b');
+          break;
+        case 'f':
+          if (decoded) decoded->push_back('\f');
+          break;
+        case 'n':
+          if (decoded) decoded->push_back('\n');
+          break;
+        case 'r':
+          if (decoded) decoded->push_back('\r');
+          break;
+        case 't':
+          if (decoded) decoded->push_back('\t');
+          break;
         case 'u': {
           uint32_t cp;
           if (!hex4(cp)) return false;
@@ -145,7 +157,8 @@ class Scanner {
       std::memcpy(&w, p_, 8);
       const uint64_t q = w ^ (ones * '"');
       const uint64_t b = w ^ (ones * '\\');
-      const uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
+      const uint64_t hit =
+          (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
       if (hit != 0) {
         p_ += first_flagged_byte(hit);
         return;
@@ -157,7 +170,14 @@ class Scanner {
 
   static bool is_short_escape(char e) {
     switch (e) {
-      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
         return true;
       default:
         return false;
@@ -197,7 +217,8 @@ class Scanner {
   }
 
   bool literal(std::string_view word) {
-    if (static_cast<size_t>(end_ - p_) < word.size() || std::memcmp(p_, word.data(), word.size()) != 0) {
+    if (static_cast<size_t>(end_ - p_) < word.size() ||
+        std::memcmp(p_, word.data(), word.size()) != 0) {
       return false;
     }
     p_ += word.size();
@@ -209,13 +230,27 @@ class Scanner {
     integer = false;
     bool escaped;
     switch (peek()) {
-      case '"': kind = Kind::String; return string(nullptr, escaped);
-      case '{': kind = Kind::Object; return object(depth + 1);
-      case '[': kind = Kind::Array; return array(depth + 1);
-      case 't': kind = Kind::True; return literal("true");
-      case 'f': kind = Kind::False; return literal("false");
-      case 'n': kind = Kind::Null; return literal("null");
-      default: kind = Kind::Number; return number(integer);
+      case '"':
+        kind = Kind::String;
+        return string(nullptr, escaped);
+      case '{':
+        kind = Kind::Object;
+        return object(depth + 1);
+      case '[':
+        kind = Kind::Array;
+        return array(depth + 1);
+      case 't':
+        kind = Kind::True;
+        return literal("true");
+      case 'f':
+        kind = Kind::False;
+        return literal("false");
+      case 'n':
+        kind = Kind::Null;
+        return literal("null");
+      default:
+        kind = Kind::Number;
+        return number(integer);
     }
   }
 
@@ -387,8 +422,8 @@ class Validator {
   bool id(std::string_view key, std::string& out) {
     if (!string(key, true, 1024, out)) return false;
     if (!is_valid_id(out)) {
-      return reject("invalid_id", "\"" + std::string(key) +
-                                      "\" must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
+      return reject("invalid_id",
+                    "\"" + std::string(key) + "\" must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
     }
     return true;
   }
@@ -512,7 +547,8 @@ bool parse_client_message(std::string_view text, ClientMessage& out, MessageErro
       return v.id("room", out.room) && v.id("peer", out.peer) &&
              v.object("metadata", false, false, kMaxMetadataBytes, out.metadata,
                       out.has_metadata) &&
-             v.string("token", false, 8192, out.token) && v.string("resume", false, 256, out.resume);
+             v.string("token", false, 8192, out.token) &&
+             v.string("resume", false, 256, out.resume);
     case MessageType::Leave:
     case MessageType::Heartbeat:
       return true;

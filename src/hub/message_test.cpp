@@ -23,12 +23,14 @@ TEST(HubMessage, ValidMessages) {
   EXPECT_EQ(m.metadata, R"({"name":"A"})");
   EXPECT_EQ(m.ref, "7");
   ASSERT_TRUE(parse_client_message(
-      R"( { "type" : "offer", "to":"b\u006fb", "session":"k3J9x0", "sdp":"v=0\r\n", "id":"x" } )", m,
-      e));
+      R"( { "type" : "offer", "to":"b\u006fb", "session":"k3J9x0", "sdp":"v=0\r\n", "id":"x" } )",
+      m, e));
   EXPECT_EQ(m.to, "bob");
   EXPECT_EQ(m.ref, R"("x")");
   EXPECT_EQ(code_of(R"({"type":"candidate","to":"bob","session":"s1","candidate":null})"), "ok");
-  EXPECT_EQ(code_of(R"({"type":"candidate","to":"bob","session":"s1","candidate":{"candidate":""}})"), "ok");
+  EXPECT_EQ(
+      code_of(R"({"type":"candidate","to":"bob","session":"s1","candidate":{"candidate":""}})"),
+      "ok");
   EXPECT_EQ(code_of(R"({"type":"relay","to":"bob","data":{"type":"chat"}})"), "ok");
   EXPECT_EQ(code_of(R"({"type":"broadcast","data":{}})"), "ok");
   EXPECT_EQ(code_of(R"({"type":"announce","metadata":{"k":[1,2.5e3,true,null]}})"), "ok");
@@ -37,13 +39,14 @@ TEST(HubMessage, ValidMessages) {
 }
 
 TEST(HubMessage, BadJson) {
-  for (const char* text : {"", "nope", "[]", "\"str\"", "{", R"({"type":"leave"} x)",
-                           R"({"type":"leave",})", R"({"type":'leave'})", R"({"a":01})",
-                           R"({"a":"\ud800"})", R"({"a":"\udc00x"})", "{\"a\":\"\x01\"}",
-                           R"({"a":1.})", R"({"a":tru})", R"({"a":"\x"})"}) {
+  for (const char* text :
+       {"", "nope", "[]", "\"str\"", "{", R"({"type":"leave"} x)", R"({"type":"leave",})",
+        R"({"type":'leave'})", R"({"a":01})", R"({"a":"\ud800"})", R"({"a":"\udc00x"})",
+        "{\"a\":\"\x01\"}", R"({"a":1.})", R"({"a":tru})", R"({"a":"\x"})"}) {
     EXPECT_EQ(code_of(text), "bad_json") << text;
   }
-  std::string deep = R"({"type":"heartbeat","a":)" + std::string(100, '[') + std::string(100, ']') + "}";
+  std::string deep =
+      R"({"type":"heartbeat","a":)" + std::string(100, '[') + std::string(100, ']') + "}";
   EXPECT_EQ(code_of(deep), "bad_json");
 }
 
@@ -68,7 +71,8 @@ TEST(HubMessage, Rejections) {
   EXPECT_EQ(code_of(R"({"type":"offer","to":"bob","session":"s"})"), "bad_message");
   EXPECT_EQ(code_of(R"({"type":"offer","to":"bob","sdp":"v=0"})"), "bad_message");
   EXPECT_EQ(code_of(R"({"type":"offer","to":"bob","session":"s","sdp":5})"), "bad_message");
-  EXPECT_EQ(code_of(R"({"type":"candidate","to":"bob","session":"s","candidate":"x"})"), "bad_message");
+  EXPECT_EQ(code_of(R"({"type":"candidate","to":"bob","session":"s","candidate":"x"})"),
+            "bad_message");
   EXPECT_EQ(code_of(R"({"type":"relay","to":"bob"})"), "bad_message");
   EXPECT_EQ(code_of(R"({"type":"announce"})"), "bad_message");
 }

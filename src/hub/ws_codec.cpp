@@ -78,7 +78,8 @@ void append_header(std::string& out, WsOpcode opcode, size_t length) {
     n = 4;
   } else {
     h[1] = 127;
-    for (int i = 0; i < 8; ++i) h[2 + i] = static_cast<char>((uint64_t{length} >> (56 - 8 * i)) & 0xFF);
+    for (int i = 0; i < 8; ++i)
+      h[2 + i] = static_cast<char>((uint64_t{length} >> (56 - 8 * i)) & 0xFF);
     n = 10;
   }
   out.append(h, n);

@@ -78,8 +78,8 @@ class WsDecoder {
   bool validate(const void* header);  // a Header, private to the .cpp
 
   size_t max_message_;
-  std::string partial_;  // an incomplete frame's bytes, still masked
-  std::string message_;  // payload so far of a fragmented message
+  std::string partial_;         // an incomplete frame's bytes, still masked
+  std::string message_;         // payload so far of a fragmented message
   uint8_t message_opcode_ = 0;  // 0 when no fragmented message is in progress
   bool failed_ = false;
   WsError error_;

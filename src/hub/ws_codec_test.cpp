@@ -11,11 +11,26 @@ namespace {
 struct Recorder : WsSink {
   std::vector<std::string> texts, binaries, pings, pongs;
   std::vector<uint16_t> closes;
-  bool on_text(std::string_view m) override { texts.emplace_back(m); return true; }
-  bool on_binary(std::string_view m) override { binaries.emplace_back(m); return true; }
-  bool on_ping(std::string_view p) override { pings.emplace_back(p); return true; }
-  bool on_pong(std::string_view p) override { pongs.emplace_back(p); return true; }
-  bool on_close(uint16_t code, std::string_view) override { closes.push_back(code); return true; }
+  bool on_text(std::string_view m) override {
+    texts.emplace_back(m);
+    return true;
+  }
+  bool on_binary(std::string_view m) override {
+    binaries.emplace_back(m);
+    return true;
+  }
+  bool on_ping(std::string_view p) override {
+    pings.emplace_back(p);
+    return true;
+  }
+  bool on_pong(std::string_view p) override {
+    pongs.emplace_back(p);
+    return true;
+  }
+  bool on_close(uint16_t code, std::string_view) override {
+    closes.push_back(code);
+    return true;
+  }
 };
 
 // A client frame: masked with a fixed key.
@@ -31,7 +46,8 @@ std::string client_frame(uint8_t first_byte, std::string_view payload, bool mask
     f.push_back(static_cast<char>(payload.size() & 0xFF));
   } else {
     f.push_back(static_cast<char>(mask_bit | 127));
-    for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>((uint64_t{payload.size()} >> (8 * i)) & 0xFF));
+    for (int i = 7; i >= 0; --i)
+      f.push_back(static_cast<char>((uint64_t{payload.size()} >> (8 * i)) & 0xFF));
   }
   const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
   if (mask) f.append(reinterpret_cast<const char*>(key), 4);
@@ -57,8 +73,8 @@ TEST(WsCodec, DecodesMaskedTextFramesOfEveryLengthEncoding) {
 }
 
 TEST(WsCodec, ReassemblesFramesSplitAtEveryByte) {
-  const std::string wire = client_frame(0x81, R"({"type":"heartbeat"})") +
-                           client_frame(0x89, "p") + client_frame(0x81, "second");
+  const std::string wire = client_frame(0x81, R"({"type":"heartbeat"})") + client_frame(0x89, "p") +
+                           client_frame(0x81, "second");
   for (size_t cut = 1; cut < wire.size(); ++cut) {
     WsDecoder d(1000);
     Recorder r;
@@ -111,15 +127,15 @@ TEST(WsCodec, ProtocolErrors) {
     uint16_t code;
   };
   const Case cases[] = {
-      {client_frame(0x81, "x", false), close_code::kProtocolError},         // unmasked
-      {client_frame(0xC1, "x"), close_code::kProtocolError},                // RSV1
-      {client_frame(0x83, "x"), close_code::kProtocolError},                // opcode 3
-      {client_frame(0x80, "x"), close_code::kProtocolError},                // lone continuation
-      {client_frame(0x09, "x"), close_code::kProtocolError},                // fragmented ping
+      {client_frame(0x81, "x", false), close_code::kProtocolError},             // unmasked
+      {client_frame(0xC1, "x"), close_code::kProtocolError},                    // RSV1
+      {client_frame(0x83, "x"), close_code::kProtocolError},                    // opcode 3
+      {client_frame(0x80, "x"), close_code::kProtocolError},                    // lone continuation
+      {client_frame(0x09, "x"), close_code::kProtocolError},                    // fragmented ping
       {client_frame(0x89, std::string(126, 'p')), close_code::kProtocolError},  // big ping
       {client_frame(0x01, "a") + client_frame(0x81, "b"), close_code::kProtocolError},
-      {client_frame(0x81, "\xC3\x28"), close_code::kInvalidPayload},        // bad UTF-8
-      {client_frame(0x88, "\x03"), close_code::kProtocolError},             // 1-byte close
+      {client_frame(0x81, "\xC3\x28"), close_code::kInvalidPayload},                 // bad UTF-8
+      {client_frame(0x88, "\x03"), close_code::kProtocolError},                      // 1-byte close
       {client_frame(0x88, std::string("\x03\xED", 2)), close_code::kProtocolError},  // code 1005
   };
   for (const auto& c : cases) {
@@ -135,8 +151,9 @@ TEST(WsCodec, ProtocolErrors) {
 TEST(WsCodec, ControlFrames) {
   WsDecoder d(1000);
   Recorder r;
-  ASSERT_EQ(feed(d, client_frame(0x8A, "pong") + client_frame(0x88, std::string("\x03\xE8ok", 4)) +
-                        client_frame(0x88, ""),
+  ASSERT_EQ(feed(d,
+                 client_frame(0x8A, "pong") + client_frame(0x88, std::string("\x03\xE8ok", 4)) +
+                     client_frame(0x88, ""),
                  r),
             WsDecoder::Status::Ok);
   EXPECT_EQ(r.pongs, std::vector<std::string>{"pong"});
@@ -153,7 +170,9 @@ TEST(WsCodec, BinaryIsDelivered) {
 TEST(WsCodec, EncodesServerFrames) {
   std::string out;
   append_text_frame(out, "ab", "c");
-  EXPECT_EQ(out, std::string("\x81\x03" "abc", 5));
+  EXPECT_EQ(out, std::string("\x81\x03"
+                             "abc",
+                             5));
   out.clear();
   append_frame(out, WsOpcode::Text, std::string(300, 'z'));
   EXPECT_EQ(static_cast<uint8_t>(out[1]), 126);

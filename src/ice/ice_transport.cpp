@@ -26,10 +26,14 @@ constexpr int kSocketBufferBytes = 4 * 1024 * 1024;
 
 const char* type_name(NiceCandidateType type) {
   switch (type) {
-    case NICE_CANDIDATE_TYPE_HOST: return "host";
-    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE: return "srflx";
-    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE: return "prflx";
-    case NICE_CANDIDATE_TYPE_RELAYED: return "relay";
+    case NICE_CANDIDATE_TYPE_HOST:
+      return "host";
+    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE:
+      return "srflx";
+    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE:
+      return "prflx";
+    case NICE_CANDIDATE_TYPE_RELAYED:
+      return "relay";
   }
   return "host";
 }
@@ -45,10 +49,21 @@ sdp::Candidate from_nice(const NiceCandidate* c) {
   out.port = static_cast<uint16_t>(nice_address_get_port(&c->addr));
   out.type = type_name(c->type);
   switch (c->transport) {
-    case NICE_CANDIDATE_TRANSPORT_UDP: out.transport = "udp"; break;
-    case NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE: out.transport = "tcp"; out.tcp_type = "active"; break;
-    case NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE: out.transport = "tcp"; out.tcp_type = "passive"; break;
-    case NICE_CANDIDATE_TRANSPORT_TCP_SO: out.transport = "tcp"; out.tcp_type = "so"; break;
+    case NICE_CANDIDATE_TRANSPORT_UDP:
+      out.transport = "udp";
+      break;
+    case NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE:
+      out.transport = "tcp";
+      out.tcp_type = "active";
+      break;
+    case NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE:
+      out.transport = "tcp";
+      out.tcp_type = "passive";
+      break;
+    case NICE_CANDIDATE_TRANSPORT_TCP_SO:
+      out.transport = "tcp";
+      out.tcp_type = "so";
+      break;
   }
   if (c->type != NICE_CANDIDATE_TYPE_HOST && nice_address_is_valid(&c->base_addr)) {
     nice_address_to_string(&c->base_addr, buf);
@@ -76,22 +91,32 @@ void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer data) {
 
 const char* to_string(State state) {
   switch (state) {
-    case State::New: return "new";
-    case State::Checking: return "checking";
-    case State::Connected: return "connected";
-    case State::Completed: return "completed";
-    case State::Disconnected: return "disconnected";
-    case State::Failed: return "failed";
-    case State::Closed: return "closed";
+    case State::New:
+      return "new";
+    case State::Checking:
+      return "checking";
+    case State::Connected:
+      return "connected";
+    case State::Completed:
+      return "completed";
+    case State::Disconnected:
+      return "disconnected";
+    case State::Failed:
+      return "failed";
+    case State::Closed:
+      return "closed";
   }
   return "?";
 }
 
 const char* to_string(GatheringState state) {
   switch (state) {
-    case GatheringState::New: return "new";
-    case GatheringState::Gathering: return "gathering";
-    case GatheringState::Complete: return "complete";
+    case GatheringState::New:
+      return "new";
+    case GatheringState::Gathering:
+      return "gathering";
+    case GatheringState::Complete:
+      return "complete";
   }
   return "?";
 }
@@ -111,16 +136,16 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
   auto options = static_cast<NiceAgentOption>(
       (config.regular_nomination ? NICE_AGENT_OPTION_REGULAR_NOMINATION : 0) |
       NICE_AGENT_OPTION_CONSENT_FRESHNESS | NICE_AGENT_OPTION_ICE_TRICKLE);
-  NiceAgent* agent = nice_agent_new_full(base::glib_context(loop), NICE_COMPATIBILITY_RFC5245, options);
+  NiceAgent* agent =
+      nice_agent_new_full(base::glib_context(loop), NICE_COMPATIBILITY_RFC5245, options);
   if (agent == nullptr) return make_error("libnice: cannot create agent");
   self->agent_ = agent;
   g_object_set(agent, "ice-udp", TRUE, "ice-tcp", config.tcp ? TRUE : FALSE, "upnp", FALSE,
                // RFC 8445 section 14.3: Ta is 50 ms for a single stream in the RFC,
                // but on a LAN/loopback the checks are tiny; libnice's pacing decides
                // how soon the nominating check follows the first success.
-               "stun-pacing-timer", 1u, "stun-initial-timeout", 200u,
-               "stun-max-retransmissions", 5u, "force-relay", config.relay_only ? TRUE : FALSE,
-               nullptr);
+               "stun-pacing-timer", 1u, "stun-initial-timeout", 200u, "stun-max-retransmissions",
+               5u, "force-relay", config.relay_only ? TRUE : FALSE, nullptr);
   for (const auto& address : config.local_addresses) {
     NiceAddress addr;
     nice_address_init(&addr);
@@ -158,8 +183,8 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
       // TCP (see TurnTlsTunnel). TLS servers go through a local tunnel instead.
       std::string address = server.address;
       guint port = server.port;
-      NiceRelayType type =
-          server.transport == Server::Transport::Udp ? NICE_RELAY_TYPE_TURN_UDP : NICE_RELAY_TYPE_TURN_TCP;
+      NiceRelayType type = server.transport == Server::Transport::Udp ? NICE_RELAY_TYPE_TURN_UDP
+                                                                      : NICE_RELAY_TYPE_TURN_TCP;
       if (server.transport == Server::Transport::Tls) {
         auto tunnel = TurnTlsTunnel::create(base::glib_context(loop), server);
         if (!tunnel) return tunnel.error();
@@ -176,7 +201,8 @@ Result<std::unique_ptr<IceTransport>> IceTransport::create(base::Loop& loop, con
   g_signal_connect(agent, "component-state-changed", G_CALLBACK(on_component_state), self.get());
   g_signal_connect(agent, "new-candidate-full", G_CALLBACK(on_new_candidate), self.get());
   g_signal_connect(agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), self.get());
-  nice_agent_attach_recv(agent, self->stream_, kComponent, base::glib_context(loop), on_recv, self.get());
+  nice_agent_attach_recv(agent, self->stream_, kComponent, base::glib_context(loop), on_recv,
+                         self.get());
   self->refresh_credentials();
   return self;
 }
@@ -265,20 +291,29 @@ Status IceTransport::add_remote_candidate(const sdp::Candidate& candidate) {
   // (mDNS names) may still reach us, and we learn it as peer-reflexive.
   ++remote_candidates_;
   NiceCandidateType type;
-  if (candidate.type == "host") type = NICE_CANDIDATE_TYPE_HOST;
-  else if (candidate.type == "srflx") type = NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE;
-  else if (candidate.type == "prflx") type = NICE_CANDIDATE_TYPE_PEER_REFLEXIVE;
-  else if (candidate.type == "relay") type = NICE_CANDIDATE_TYPE_RELAYED;
-  else return make_error("ICE: unknown candidate type '" + candidate.type + "'");
+  if (candidate.type == "host")
+    type = NICE_CANDIDATE_TYPE_HOST;
+  else if (candidate.type == "srflx")
+    type = NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE;
+  else if (candidate.type == "prflx")
+    type = NICE_CANDIDATE_TYPE_PEER_REFLEXIVE;
+  else if (candidate.type == "relay")
+    type = NICE_CANDIDATE_TYPE_RELAYED;
+  else
+    return make_error("ICE: unknown candidate type '" + candidate.type + "'");
 
   NiceCandidateTransport transport;
   if (candidate.transport == "udp") {
     transport = NICE_CANDIDATE_TRANSPORT_UDP;
   } else if (candidate.transport == "tcp") {
-    if (candidate.tcp_type == "active") transport = NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE;
-    else if (candidate.tcp_type == "passive") transport = NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE;
-    else if (candidate.tcp_type == "so") transport = NICE_CANDIDATE_TRANSPORT_TCP_SO;
-    else return make_error("ICE: tcp candidate without tcptype");
+    if (candidate.tcp_type == "active")
+      transport = NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE;
+    else if (candidate.tcp_type == "passive")
+      transport = NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE;
+    else if (candidate.tcp_type == "so")
+      transport = NICE_CANDIDATE_TRANSPORT_TCP_SO;
+    else
+      return make_error("ICE: tcp candidate without tcptype");
   } else {
     return make_error("ICE: unsupported candidate transport '" + candidate.transport + "'");
   }
@@ -370,8 +405,9 @@ void IceTransport::set_state(State state) {
 }
 
 void IceTransport::handle_component_state(unsigned state) {
-  RTCMESH_LOG(Debug, "ice", "component state " << nice_component_state_to_string(
-                                static_cast<NiceComponentState>(state)));
+  RTCMESH_LOG(
+      Debug, "ice",
+      "component state " << nice_component_state_to_string(static_cast<NiceComponentState>(state)));
   switch (static_cast<NiceComponentState>(state)) {
     case NICE_COMPONENT_STATE_CONNECTING:
       if (state_ == State::New) set_state(State::Checking);
@@ -415,9 +451,10 @@ void IceTransport::handle_new_candidate(void* nice_candidate) {
 
 void IceTransport::handle_gathering_timeout() {
   if (gathering_state_ != GatheringState::Gathering) return;
-  RTCMESH_LOG(Warn, "ice", "ICE gathering did not finish within "
-                               << gathering_timeout_.count() << " ms (a TURN server that closed "
-                               << "its TCP connection?): ending it");
+  RTCMESH_LOG(Warn, "ice",
+              "ICE gathering did not finish within " << gathering_timeout_.count()
+                                                     << " ms (a TURN server that closed "
+                                                     << "its TCP connection?): ending it");
   gathering_forced_ = true;
   handle_gathering_done();
 }

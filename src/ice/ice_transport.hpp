@@ -46,12 +46,12 @@ struct Server {
 
 struct Config {
   std::vector<Server> servers;
-  bool relay_only = false;               // iceTransportPolicy "relay"
-  uint16_t port_min = 0, port_max = 0;   // 0/0: any port
+  bool relay_only = false;              // iceTransportPolicy "relay"
+  uint16_t port_min = 0, port_max = 0;  // 0/0: any port
   // Local addresses to gather host candidates on. Empty: every non-loopback
   // interface (libnice's default). {"127.0.0.1"} is what the tests use.
   std::vector<std::string> local_addresses;
-  bool tcp = false;                      // also gather ICE-TCP host candidates
+  bool tcp = false;  // also gather ICE-TCP host candidates
   // Gathering still unfinished after this long is ended by us (see
   // handle_gathering_timeout). Longer than any gathering libnice finishes by
   // itself with our STUN timers: a UDP STUN/TURN transaction gives up after
@@ -150,10 +150,10 @@ class IceTransport final : public PacketTransport {
   bool gathering_forced_ = false;
   std::chrono::milliseconds gathering_timeout_{10000};
   base::Loop::TimerId gathering_timer_ = 0;
-  size_t local_candidates_ = 0;    // announced through on_local_candidate
-  size_t remote_candidates_ = 0;   // given to add_remote_candidate, usable or not
+  size_t local_candidates_ = 0;   // announced through on_local_candidate
+  size_t remote_candidates_ = 0;  // given to add_remote_candidate, usable or not
   std::string failure_reason_;
-  std::string turn_servers_;       // for messages: "127.0.0.1:3478/udp, ..."
+  std::string turn_servers_;  // for messages: "127.0.0.1:3478/udp, ..."
   // One TLS tunnel per turns: server (libnice speaks TURN-TCP to it).
   std::vector<std::unique_ptr<TurnTlsTunnel>> tunnels_;
   uint64_t bytes_sent_ = 0, bytes_received_ = 0, packets_sent_ = 0, packets_received_ = 0;

@@ -30,7 +30,9 @@ class Fixture {
       Callbacks callbacks;
       callbacks.on_state = [this](State s) { record([&] { state_ = s; }); };
       callbacks.on_gathering_state = [this](GatheringState s) { record([&] { gathering_ = s; }); };
-      callbacks.on_local_candidate = [this](const sdp::Candidate&) { record([&] { ++candidates_; }); };
+      callbacks.on_local_candidate = [this](const sdp::Candidate&) {
+        record([&] { ++candidates_; });
+      };
       auto created = IceTransport::create(*loop_, config, std::move(callbacks));
       ASSERT_TRUE(created) << created.error().message;
       ice_ = std::move(created.value());

@@ -26,10 +26,12 @@ constexpr size_t kTunnelBufferBytes = 256 * 1024;
 
 bool is_numeric_address(const std::string& text) {
   in6_addr buf;
-  return inet_pton(AF_INET, text.c_str(), &buf) == 1 || inet_pton(AF_INET6, text.c_str(), &buf) == 1;
+  return inet_pton(AF_INET, text.c_str(), &buf) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), &buf) == 1;
 }
 
-bool make_sockaddr(const std::string& address, uint16_t port, sockaddr_storage& out, socklen_t& len) {
+bool make_sockaddr(const std::string& address, uint16_t port, sockaddr_storage& out,
+                   socklen_t& len) {
   out = {};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
@@ -123,7 +125,8 @@ struct TurnTlsTunnel::Link {
     server_fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (server_fd < 0) return fail(std::string("socket: ") + std::strerror(errno));
     server_tag = g_source_add_unix_fd(source, server_fd, G_IO_OUT);
-    if (::connect(server_fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno != EINPROGRESS) {
+    if (::connect(server_fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 &&
+        errno != EINPROGRESS) {
       return fail(std::string("cannot connect: ") + std::strerror(errno));
     }
     ssl = SSL_new(tunnel.ctx_);
@@ -143,7 +146,8 @@ struct TurnTlsTunnel::Link {
       if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) != 1) {
         return fail("cannot check the certificate against " + host);
       }
-    } else if (SSL_set_tlsext_host_name(ssl, host.c_str()) != 1 || SSL_set1_host(ssl, host.c_str()) != 1) {
+    } else if (SSL_set_tlsext_host_name(ssl, host.c_str()) != 1 ||
+               SSL_set1_host(ssl, host.c_str()) != 1) {
       return fail("cannot check the certificate against " + host);
     }
     return true;
@@ -200,13 +204,15 @@ struct TurnTlsTunnel::Link {
     long verify = SSL_get_verify_result(ssl);
     if (verify != X509_V_OK) {
       ERR_clear_error();
-      std::string why = std::string("certificate rejected: ") + X509_verify_cert_error_string(verify);
+      std::string why =
+          std::string("certificate rejected: ") + X509_verify_cert_error_string(verify);
       if (verify == X509_V_ERR_IP_ADDRESS_MISMATCH && tunnel.server_.host.empty()) {
         why += " (no server name was given, so the certificate must name the IP address)";
       }
       return why;
     }
-    if (SSL_get_error(ssl, rc) == SSL_ERROR_SSL) return "TLS handshake failed: " + take_openssl_error();
+    if (SSL_get_error(ssl, rc) == SSL_ERROR_SSL)
+      return "TLS handshake failed: " + take_openssl_error();
     ERR_clear_error();
     return "TLS handshake failed";
   }
@@ -267,8 +273,9 @@ struct TurnTlsTunnel::Link {
         if (rc == 1) {
           phase = Phase::Open;
           progress = true;
-          RTCMESH_LOG(Info, "ice", "TURN over TLS to " << tunnel.label_ << ": " << SSL_get_version(ssl)
-                                                       << ", " << SSL_get_cipher_name(ssl));
+          RTCMESH_LOG(Info, "ice",
+                      "TURN over TLS to " << tunnel.label_ << ": " << SSL_get_version(ssl) << ", "
+                                          << SSL_get_cipher_name(ssl));
         } else if (SSL_get_error(ssl, rc) != SSL_ERROR_WANT_READ) {
           flush_tls_out();  // a TLS alert for the server, best effort
           fail(handshake_error(rc));
@@ -279,7 +286,8 @@ struct TurnTlsTunnel::Link {
         // up -> TLS (bounded by what still waits for the server socket)
         while (!up.empty() && tls_out.size() < kTunnelBufferBytes) {
           ERR_clear_error();
-          int n = SSL_write(ssl, up.data(), static_cast<int>(std::min<size_t>(up.size(), 16 * 1024)));
+          int n =
+              SSL_write(ssl, up.data(), static_cast<int>(std::min<size_t>(up.size(), 16 * 1024)));
           if (n <= 0) {
             fail("TLS write failed: " + take_openssl_error());
             return;
@@ -351,7 +359,8 @@ struct TurnTlsTunnel::Link {
       tls_out.erase(0, static_cast<size_t>(n));
       if (progress != nullptr) *progress = true;
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      if (progress != nullptr) fail(std::string("connection to the server lost: ") + std::strerror(errno));
+      if (progress != nullptr)
+        fail(std::string("connection to the server lost: ") + std::strerror(errno));
       return false;
     }
     return true;
@@ -384,11 +393,12 @@ Result<std::unique_ptr<TurnTlsTunnel>> TurnTlsTunnel::create(GMainContext* conte
   socklen_t len = 0;
   make_sockaddr(self->local_address_, 0, addr, len);
   self->listen_fd_ = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (self->listen_fd_ < 0 || ::bind(self->listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+  if (self->listen_fd_ < 0 ||
+      ::bind(self->listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
       ::listen(self->listen_fd_, 8) != 0 ||
       ::getsockname(self->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return make_error(std::string("TURN over TLS: cannot listen on ") + self->local_address_ + ": " +
-                      std::strerror(errno));
+    return make_error(std::string("TURN over TLS: cannot listen on ") + self->local_address_ +
+                      ": " + std::strerror(errno));
   }
   self->local_port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
                                : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
@@ -401,7 +411,8 @@ Result<std::unique_ptr<TurnTlsTunnel>> TurnTlsTunnel::create(GMainContext* conte
 
 void TurnTlsTunnel::accept_links() {
   // Links close themselves (possibly inside their own dispatch); reap them here.
-  std::erase_if(links_, [](const std::unique_ptr<Link>& l) { return l->phase == Link::Phase::Closed; });
+  std::erase_if(links_,
+                [](const std::unique_ptr<Link>& l) { return l->phase == Link::Phase::Closed; });
   for (;;) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;

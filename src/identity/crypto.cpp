@@ -56,10 +56,16 @@ struct Sha256::Impl {
   ~Impl() { EVP_MD_CTX_free(ctx); }
 };
 
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) { reset(); }
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  reset();
+}
 Sha256::~Sha256() = default;
-void Sha256::reset() { EVP_DigestInit_ex(impl_->ctx, sha256_md(), nullptr); }
-void Sha256::update(const void* data, size_t size) { EVP_DigestUpdate(impl_->ctx, data, size); }
+void Sha256::reset() {
+  EVP_DigestInit_ex(impl_->ctx, sha256_md(), nullptr);
+}
+void Sha256::update(const void* data, size_t size) {
+  EVP_DigestUpdate(impl_->ctx, data, size);
+}
 Hash Sha256::finish() {
   Hash out{};
   unsigned int len = 0;
@@ -74,7 +80,9 @@ Hash sha256(std::string_view data) {
   return h.finish();
 }
 
-bool random_bytes(uint8_t* out, size_t n) { return RAND_bytes(out, static_cast<int>(n)) == 1; }
+bool random_bytes(uint8_t* out, size_t n) {
+  return RAND_bytes(out, static_cast<int>(n)) == 1;
+}
 
 Result<Ed25519Verifier> Ed25519Verifier::from_raw(const PublicKeyBytes& key) {
   EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, key.data(), key.size());
@@ -87,8 +95,8 @@ Result<Ed25519Verifier> Ed25519Verifier::from_raw(const PublicKeyBytes& key) {
 
 Result<Ed25519Verifier> Ed25519Verifier::from_text(std::string_view text) {
   std::string_view trimmed = text;
-  while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' ||
-                              trimmed.back() == ' ')) {
+  while (!trimmed.empty() &&
+         (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == ' ')) {
     trimmed.remove_suffix(1);
   }
   if (auto raw = from_hex<32>(trimmed)) return from_raw(*raw);
@@ -107,12 +115,12 @@ Result<Ed25519Verifier> Ed25519Verifier::from_text(std::string_view text) {
 
 bool Ed25519Verifier::verify(std::string_view message, const Signature& sig) const {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = ctx &&
-            EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr,
-                                 static_cast<EVP_PKEY*>(pkey_.get())) == 1 &&
-            EVP_DigestVerify(ctx, sig.data(), sig.size(),
-                             reinterpret_cast<const unsigned char*>(message.data()),
-                             message.size()) == 1;
+  bool ok =
+      ctx &&
+      EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(pkey_.get())) ==
+          1 &&
+      EVP_DigestVerify(ctx, sig.data(), sig.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   EVP_MD_CTX_free(ctx);
   return ok;
 }

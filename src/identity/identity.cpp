@@ -22,8 +22,8 @@ std::string default_data_dir() {
 }
 
 std::string node_id_for(const crypto::PublicKeyBytes& key) {
-  auto digest = crypto::sha256(
-      std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
+  auto digest =
+      crypto::sha256(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
   return "node-" + crypto::to_hex(digest.data(), 8);
 }
 
@@ -33,7 +33,9 @@ Identity::Identity(void* pkey) : pkey_(pkey) {
   node_id_ = node_id_for(public_key_);
 }
 
-Identity::~Identity() { EVP_PKEY_free(static_cast<EVP_PKEY*>(pkey_)); }
+Identity::~Identity() {
+  EVP_PKEY_free(static_cast<EVP_PKEY*>(pkey_));
+}
 
 Result<std::shared_ptr<Identity>> Identity::generate() {
   EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
@@ -97,7 +99,8 @@ Result<std::shared_ptr<Identity>> load(const std::string& path, int fd) {
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return make_error("permissions " + std::string(mode) + " for '" + path +
                       "' are too open: the private key must not be accessible by others "
-                      "(chmod 600 '" + path + "')");
+                      "(chmod 600 '" +
+                      path + "')");
   }
   if (st.st_uid != ::geteuid()) return make_error(path + " is owned by another user");
   std::string text;
@@ -139,8 +142,8 @@ Result<std::shared_ptr<Identity>> Identity::load_or_create(const std::string& da
   auto id = generate();
   if (!id) return id;
   BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, static_cast<EVP_PKEY*>((*id)->pkey_), nullptr, nullptr, 0,
-                           nullptr, nullptr);
+  PEM_write_bio_PrivateKey(bio, static_cast<EVP_PKEY*>((*id)->pkey_), nullptr, nullptr, 0, nullptr,
+                           nullptr);
   char* data = nullptr;
   long len = BIO_get_mem_data(bio, &data);
   std::string pem(data, static_cast<size_t>(len));
@@ -151,8 +154,8 @@ Result<std::shared_ptr<Identity>> Identity::load_or_create(const std::string& da
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return make_error("cannot create " + tmp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()) &&
-            ::fsync(fd) == 0;
+  bool ok =
+      ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()) && ::fsync(fd) == 0;
   ::close(fd);
   OPENSSL_cleanse(pem.data(), pem.size());
   if (!ok) {

@@ -11,7 +11,8 @@ namespace {
 
 // RFC 8032 section 7.1, TEST 1 (empty message).
 TEST(Ed25519, Rfc8032Test1) {
-  auto seed = crypto::from_hex<32>("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+  auto seed =
+      crypto::from_hex<32>("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
   ASSERT_TRUE(seed);
   auto id = Identity::from_seed(*seed);
   ASSERT_TRUE(id.ok());

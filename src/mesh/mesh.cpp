@@ -18,8 +18,8 @@
 #include "base/loop.hpp"
 #include "base/result.hpp"
 #include "identity/crypto.hpp"
-#include "rtcmesh/version.hpp"
 #include "rtcmesh/peer_connection.hpp"
+#include "rtcmesh/version.hpp"
 
 namespace rtcmesh::mesh {
 namespace {
@@ -59,7 +59,9 @@ bool get_bool(const json& j, const char* key) {
   return it != j.end() && it->is_boolean() && it->get<bool>();
 }
 // Never throws on invalid UTF-8 (a stdin line, a truncated name).
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 struct FileCloser {
   void operator()(FILE* f) const { std::fclose(f); }
@@ -110,7 +112,7 @@ struct Link {
   std::string ping_nonce;
   Clock::time_point ping_sent;
   std::optional<double> app_rtt_ms;
-  uint64_t checkpoint_sent = 0;  // size of the last checkpoint we sent on this link
+  uint64_t checkpoint_sent = 0;             // size of the last checkpoint we sent on this link
   Clock::time_point checkpoint_received{};  // when the last one from the peer was taken
 };
 
@@ -248,7 +250,8 @@ struct Mesh::Impl : std::enable_shared_from_this<Impl> {
   void drop_link(const std::string& peer, const std::string& why);
   void on_pc_state(const std::string& peer, uint64_t serial, PeerConnectionState s);
   void on_trouble(const std::string& peer, uint64_t serial);
-  void attach_control(const std::shared_ptr<DataChannel>& ch, const std::string& peer, uint64_t serial);
+  void attach_control(const std::shared_ptr<DataChannel>& ch, const std::string& peer,
+                      uint64_t serial);
   void attach_incoming_file(const std::shared_ptr<DataChannel>& ch, const std::string& peer,
                             uint64_t serial, const std::string& id);
   // application
@@ -322,7 +325,8 @@ void Mesh::Impl::ice_servers(const json& body) {
       }
     }
     if (s.contains("username") && s["username"].is_string()) server.username = s["username"];
-    if (s.contains("credential") && s["credential"].is_string()) server.credential = s["credential"];
+    if (s.contains("credential") && s["credential"].is_string())
+      server.credential = s["credential"];
     if (!server.urls.empty()) servers.push_back(std::move(server));
   }
   options.rtc.ice_servers = std::move(servers);
@@ -362,11 +366,14 @@ void Mesh::Impl::hub_message(const json& m) {
       RTCMESH_LOG(Info, "mesh", "malformed " << type << " from hub ignored");
       return;
     }
-    if (type == "offer") on_offer(from, session, sdp);
-    else on_answer(from, session, sdp);
+    if (type == "offer")
+      on_offer(from, session, sdp);
+    else
+      on_answer(from, session, sdp);
   } else if (type == "candidate") {
     auto session = str("session");
-    if (!valid_id(from) || session.empty() || session.size() > 64 || !m.contains("candidate")) return;
+    if (!valid_id(from) || session.empty() || session.size() > 64 || !m.contains("candidate"))
+      return;
     on_candidate(from, session, m["candidate"]);
   } else if (type == "relay") {
     if (!valid_id(from) || !m.contains("data") || !m["data"].is_object()) return;
@@ -406,8 +413,13 @@ void Mesh::Impl::on_welcome(const json& m) {
     }
   }
   bool resumed = get_bool(m, "resumed");
-  std::string room_id = m.contains("room") && m["room"].is_string() ? m["room"].get<std::string>() : options.room;
-  emit({{"event", "joined"}, {"room", room_id}, {"peer", options.peer}, {"peers", ids}, {"resumed", resumed}});
+  std::string room_id =
+      m.contains("room") && m["room"].is_string() ? m["room"].get<std::string>() : options.room;
+  emit({{"event", "joined"},
+        {"room", room_id},
+        {"peer", options.peer},
+        {"peers", ids},
+        {"resumed", resumed}});
   // Offer to every listed peer without a live connection (2.1, 2.4).
   for (const auto& [peer, meta] : room) {
     auto it = links.find(peer);
@@ -417,7 +429,8 @@ void Mesh::Impl::on_welcome(const json& m) {
 
 // ---------------------------------------------------------------- negotiation
 
-Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& peer, uint64_t serial,
+Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& peer,
+                                                            uint64_t serial,
                                                             const std::string& session) {
   Configuration config = options.rtc;
   if (options.observe) config.observer = options.observe(peer, session);
@@ -429,9 +442,11 @@ Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& p
     post([peer, serial, c](Impl& self) {
       Link* l = self.link_of(peer, serial);
       if (!l) return;
-      json cand{{"candidate", c.candidate}, {"sdpMid", c.sdp_mid}, {"sdpMLineIndex", c.sdp_mline_index}};
+      json cand{
+          {"candidate", c.candidate}, {"sdpMid", c.sdp_mid}, {"sdpMLineIndex", c.sdp_mline_index}};
       if (!l->ufrag.empty()) cand["usernameFragment"] = l->ufrag;
-      self.send_to_hub({{"type", "candidate"}, {"to", peer}, {"session", l->session}, {"candidate", cand}});
+      self.send_to_hub(
+          {{"type", "candidate"}, {"to", peer}, {"session", l->session}, {"candidate", cand}});
     });
   });
   pc->on_ice_gathering_state_change([this, peer, serial](IceGatheringState s) {
@@ -439,7 +454,8 @@ Result<std::shared_ptr<PeerConnection>> Mesh::Impl::make_pc(const std::string& p
     post([peer, serial](Impl& self) {
       Link* l = self.link_of(peer, serial);
       if (!l) return;
-      self.send_to_hub({{"type", "candidate"}, {"to", peer}, {"session", l->session}, {"candidate", nullptr}});
+      self.send_to_hub(
+          {{"type", "candidate"}, {"to", peer}, {"session", l->session}, {"candidate", nullptr}});
     });
   });
   pc->on_connection_state_change([this, peer, serial](PeerConnectionState s) {
@@ -516,7 +532,8 @@ void Mesh::Impl::flush_early(Link& l) {
   }
 }
 
-void Mesh::Impl::on_offer(const std::string& from, const std::string& session, const std::string& sdp) {
+void Mesh::Impl::on_offer(const std::string& from, const std::string& session,
+                          const std::string& sdp) {
   auto it = links.find(from);
   if (it != links.end() && it->second.session == session) {
     // A renegotiation of the same connection: an ICE restart (2.4).
@@ -592,7 +609,8 @@ void Mesh::Impl::on_offer(const std::string& from, const std::string& session, c
   flush_early(stored);
 }
 
-void Mesh::Impl::on_answer(const std::string& from, const std::string& session, const std::string& sdp) {
+void Mesh::Impl::on_answer(const std::string& from, const std::string& session,
+                           const std::string& sdp) {
   auto it = links.find(from);
   if (it == links.end() || it->second.session != session) return;  // never creates anything
   Link& l = it->second;
@@ -629,7 +647,8 @@ void Mesh::Impl::on_candidate(const std::string& from, const std::string& sessio
   auto& sessions = early[from];
   auto now = Clock::now();
   for (auto s = sessions.begin(); s != sessions.end();) {
-    while (!s->second.empty() && now - s->second.front().at > options.candidate_ttl) s->second.pop_front();
+    while (!s->second.empty() && now - s->second.front().at > options.candidate_ttl)
+      s->second.pop_front();
     s = s->second.empty() && s->first != session ? sessions.erase(s) : std::next(s);
   }
   if (!sessions.count(session) && sessions.size() >= kMaxEarlySessions) return;
@@ -710,13 +729,13 @@ void Mesh::Impl::on_trouble(const std::string& peer, uint64_t serial) {
     // The other side restarts; if nothing has come of it by then, give up so
     // that its next offer (or ours after a re-join) starts clean.
     if (!l->restart_timer) {
-      l->restart_timer = after(options.restart_timeout + options.disconnected_grace,
-                               [peer, serial](Impl& self) {
-                                 Link* x = self.link_of(peer, serial);
-                                 if (!x || x->state == PeerConnectionState::Connected) return;
-                                 x->restart_timer = 0;
-                                 self.drop_link(peer, "restart by the other side did not come");
-                               });
+      l->restart_timer =
+          after(options.restart_timeout + options.disconnected_grace, [peer, serial](Impl& self) {
+            Link* x = self.link_of(peer, serial);
+            if (!x || x->state == PeerConnectionState::Connected) return;
+            x->restart_timer = 0;
+            self.drop_link(peer, "restart by the other side did not come");
+          });
     }
     return;
   }
@@ -738,8 +757,10 @@ void Mesh::Impl::on_trouble(const std::string& peer, uint64_t serial) {
   if (!set) {
     // A connection that cannot restart is replaced by a new session (2.2).
     RTCMESH_LOG(Info, "mesh", "ICE restart offer to " << peer << " failed: " << set.error());
-    if (joined && room.count(peer)) start_offer(peer);
-    else drop_link(peer, "ICE restart failed");
+    if (joined && room.count(peer))
+      start_offer(peer);
+    else
+      drop_link(peer, "ICE restart failed");
     return;
   }
   l->restarting = true;
@@ -749,12 +770,15 @@ void Mesh::Impl::on_trouble(const std::string& peer, uint64_t serial) {
     Link* x = self.link_of(peer, serial);
     if (!x) return;
     x->restart_timer = 0;
-    if (x->state == PeerConnectionState::Connected && x->pc->signaling_state() == SignalingState::Stable) {
+    if (x->state == PeerConnectionState::Connected &&
+        x->pc->signaling_state() == SignalingState::Stable) {
       x->restarting = false;
       return;
     }
-    if (self.joined && self.room.count(peer)) self.start_offer(peer);
-    else self.drop_link(peer, "ICE restart did not reconnect");
+    if (self.joined && self.room.count(peer))
+      self.start_offer(peer);
+    else
+      self.drop_link(peer, "ICE restart did not reconnect");
   });
 }
 
@@ -839,7 +863,8 @@ void Mesh::Impl::app_message(const std::string& from, const json& m, bool relaye
               {"nonce", m.contains("nonce") ? m["nonce"] : json()},
               {"ts", m.contains("ts") ? m["ts"] : json()}};
     if (relayed) {
-      if (options.allow_hub_relay && joined) send_to_hub({{"type", "relay"}, {"to", from}, {"data", pong}});
+      if (options.allow_hub_relay && joined)
+        send_to_hub({{"type", "relay"}, {"to", from}, {"data", pong}});
     } else {
       send_app(from, pong);
     }
@@ -1005,8 +1030,13 @@ void Mesh::Impl::do_send_file(const std::string& peer, const std::string& path) 
   // On a connected association the core opens the channel inside
   // create_data_channel(), before on_open could be attached: start pumping here.
   if (t.channel->ready_state() == DataChannelState::Open) post([id](Impl& self) { self.pump(id); });
-  emit({{"event", "file-progress"}, {"peer", peer}, {"id", id}, {"name", t.name}, {"bytes", 0},
-        {"size", t.size}, {"direction", "send"}});
+  emit({{"event", "file-progress"},
+        {"peer", peer},
+        {"id", id},
+        {"name", t.name},
+        {"bytes", 0},
+        {"size", t.size},
+        {"direction", "send"}});
 }
 
 void Mesh::Impl::pump(const std::string& id) {
@@ -1045,8 +1075,13 @@ void Mesh::Impl::pump(const std::string& id) {
   auto now = Clock::now();
   if (t.eof || now - t.last_progress >= kProgressEvery) {
     t.last_progress = now;
-    emit({{"event", "file-progress"}, {"peer", t.peer}, {"id", id}, {"name", t.name}, {"bytes", t.sent},
-          {"size", t.size}, {"direction", "send"}});
+    emit({{"event", "file-progress"},
+          {"peer", t.peer},
+          {"id", id},
+          {"name", t.name},
+          {"bytes", t.sent},
+          {"size", t.size},
+          {"direction", "send"}});
   }
 }
 
@@ -1057,13 +1092,19 @@ void Mesh::Impl::finish_outgoing(const std::string& id, bool ok, const std::stri
   outgoing.erase(it);
   if (t.channel) t.channel->close();
   if (!ok) error("sending " + t.name + " to " + t.peer + " failed: " + why);
-  emit({{"event", "file-sent"}, {"to", t.peer}, {"id", id}, {"size", t.sent}, {"sha256", t.hex}, {"ok", ok}});
+  emit({{"event", "file-sent"},
+        {"to", t.peer},
+        {"id", id},
+        {"size", t.sent},
+        {"sha256", t.hex},
+        {"ok", ok}});
 }
 
 // ---------------------------------------------------------------- files: receiving
 
-void Mesh::Impl::attach_incoming_file(const std::shared_ptr<DataChannel>& ch, const std::string& peer,
-                                      uint64_t serial, const std::string& id) {
+void Mesh::Impl::attach_incoming_file(const std::shared_ptr<DataChannel>& ch,
+                                      const std::string& peer, uint64_t serial,
+                                      const std::string& id) {
   std::string key = peer + "/" + id;
   ch->on_message([this, key](const Message& m) {
     if (m.binary) {
@@ -1075,7 +1116,9 @@ void Mesh::Impl::attach_incoming_file(const std::shared_ptr<DataChannel>& ch, co
     }
   });
   ch->on_close([this, key] {
-    post([key](Impl& self) { self.finish_incoming(key, false, "transfer channel closed before file-end", false); });
+    post([key](Impl& self) {
+      self.finish_incoming(key, false, "transfer channel closed before file-end", false);
+    });
   });
   post([key, peer, serial, id, ch](Impl& self) {
     if (!self.link_of(peer, serial)) {
@@ -1095,7 +1138,8 @@ void Mesh::Impl::attach_incoming_file(const std::shared_ptr<DataChannel>& ch, co
 }
 
 void Mesh::Impl::on_file_offer(const std::string& from, const json& m) {
-  if (!m.contains("id") || !m["id"].is_string() || !m.contains("size") || !m["size"].is_number_unsigned()) {
+  if (!m.contains("id") || !m["id"].is_string() || !m.contains("size") ||
+      !m["size"].is_number_unsigned()) {
     return;
   }
   std::string id = m["id"];
@@ -1114,9 +1158,15 @@ void Mesh::Impl::on_file_offer(const std::string& from, const json& m) {
   in.peer = from;
   in.offered = true;
   in.size = m["size"].get<uint64_t>();
-  in.name = safe_file_name(m.contains("name") && m["name"].is_string() ? m["name"].get<std::string>() : "");
-  emit({{"event", "file-progress"}, {"peer", from}, {"id", id}, {"name", in.name}, {"bytes", 0},
-        {"size", in.size}, {"direction", "receive"}});
+  in.name = safe_file_name(
+      m.contains("name") && m["name"].is_string() ? m["name"].get<std::string>() : "");
+  emit({{"event", "file-progress"},
+        {"peer", from},
+        {"id", id},
+        {"name", in.name},
+        {"bytes", 0},
+        {"size", in.size},
+        {"direction", "receive"}});
   auto pending = std::move(in.pre_offer);
   in.pre_offer_bytes = 0;
   for (auto& chunk : pending) file_data(key, chunk.data(), chunk.size());
@@ -1179,8 +1229,13 @@ void Mesh::Impl::file_data(const std::string& key, const uint8_t* data, size_t s
   auto now = Clock::now();
   if (now - in.last_progress >= kProgressEvery) {
     in.last_progress = now;
-    emit({{"event", "file-progress"}, {"peer", in.peer}, {"id", in.id}, {"name", in.name}, {"bytes", in.got},
-          {"size", in.size}, {"direction", "receive"}});
+    emit({{"event", "file-progress"},
+          {"peer", in.peer},
+          {"id", in.id},
+          {"name", in.name},
+          {"bytes", in.got},
+          {"size", in.size},
+          {"direction", "receive"}});
   }
 }
 
@@ -1198,7 +1253,8 @@ void Mesh::Impl::file_text(const std::string& key, const std::string& text) {
     finish_incoming(key, false, "cannot create the file", true);
     return;
   }
-  uint64_t declared = j.contains("size") && j["size"].is_number_unsigned() ? j["size"].get<uint64_t>() : ~0ull;
+  uint64_t declared =
+      j.contains("size") && j["size"].is_number_unsigned() ? j["size"].get<uint64_t>() : ~0ull;
   std::string want = get_str(j, "sha256");
   std::string got = crypto::to_hex(in.sha->finish());
   in.sha.reset();
@@ -1208,16 +1264,28 @@ void Mesh::Impl::file_text(const std::string& key, const std::string& text) {
     finish_incoming(key, false, "SHA-256 mismatch", true);
   } else {
     in.file.reset();
-    emit({{"event", "file-progress"}, {"peer", in.peer}, {"id", in.id}, {"name", in.name}, {"bytes", in.got},
-          {"size", in.size}, {"direction", "receive"}});
+    emit({{"event", "file-progress"},
+          {"peer", in.peer},
+          {"id", in.id},
+          {"name", in.name},
+          {"bytes", in.got},
+          {"size", in.size},
+          {"direction", "receive"}});
     send_app(in.peer, {{"type", "file-result"}, {"id", in.id}, {"ok", true}, {"sha256", got}});
-    emit({{"event", "file-received"}, {"from", in.peer}, {"id", in.id}, {"name", in.name},
-          {"path", in.path}, {"size", in.got}, {"sha256", got}, {"ok", true}});
+    emit({{"event", "file-received"},
+          {"from", in.peer},
+          {"id", in.id},
+          {"name", in.name},
+          {"path", in.path},
+          {"size", in.got},
+          {"sha256", got},
+          {"ok", true}});
     incoming.erase(it);
   }
 }
 
-void Mesh::Impl::finish_incoming(const std::string& key, bool ok, const std::string& why, bool reply) {
+void Mesh::Impl::finish_incoming(const std::string& key, bool ok, const std::string& why,
+                                 bool reply) {
   auto it = incoming.find(key);
   if (it == incoming.end()) return;
   Incoming in = std::move(it->second);
@@ -1227,11 +1295,18 @@ void Mesh::Impl::finish_incoming(const std::string& key, bool ok, const std::str
     in.file.reset();
     ::unlink(in.path.c_str());
   }
-  if (reply) send_app(in.peer, {{"type", "file-result"}, {"id", in.id}, {"ok", false}, {"error", why}});
+  if (reply)
+    send_app(in.peer, {{"type", "file-result"}, {"id", in.id}, {"ok", false}, {"error", why}});
   if (in.channel) in.channel->close();
   error("receiving " + in.name + " from " + in.peer + " failed: " + why);
-  emit({{"event", "file-received"}, {"from", in.peer}, {"id", in.id}, {"name", in.name}, {"path", ""},
-        {"size", in.got}, {"sha256", ""}, {"ok", false}});
+  emit({{"event", "file-received"},
+        {"from", in.peer},
+        {"id", in.id},
+        {"name", in.name},
+        {"path", ""},
+        {"size", in.got},
+        {"sha256", ""},
+        {"ok", false}});
 }
 
 void Mesh::Impl::fail_transfers_of(const std::string& peer) {
@@ -1254,7 +1329,9 @@ Mesh::Mesh(MeshOptions options, SendToHub send, OnEvent on_event)
   impl_->post([](Impl& self) { self.start(); });
 }
 
-Mesh::~Mesh() { close(); }
+Mesh::~Mesh() {
+  close();
+}
 
 void Mesh::on_hub_message(const nlohmann::json& message) {
   impl_->post([message](Impl& self) { self.hub_message(message); });
@@ -1280,8 +1357,11 @@ void Mesh::list_peers() {
   impl_->post([](Impl& self) {
     json list = json::array();
     for (const auto& p : self.snapshot()) {
-      json row{{"peer", p.peer}, {"state", p.state}, {"channel", p.channel_open ? "open" : "closed"},
-               {"pair", p.pair}, {"relayed", p.relayed}};
+      json row{{"peer", p.peer},
+               {"state", p.state},
+               {"channel", p.channel_open ? "open" : "closed"},
+               {"pair", p.pair},
+               {"relayed", p.relayed}};
       row["rtt_ms"] = p.rtt_ms ? json(std::round(*p.rtt_ms * 100) / 100) : json(nullptr);
       list.push_back(row);
     }

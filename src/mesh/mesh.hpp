@@ -42,13 +42,14 @@ struct MeshOptions {
   // Timings of Part 2; tests shorten them.
   std::chrono::milliseconds disconnected_grace{10000};  // disconnected this long -> restart
   std::chrono::milliseconds restart_timeout{15000};     // restart not connected -> new session
-  std::chrono::milliseconds relay_after{20000};          // no channel this long -> relay allowed
+  std::chrono::milliseconds relay_after{20000};         // no channel this long -> relay allowed
   std::chrono::milliseconds ping_interval{5000};
   std::chrono::milliseconds candidate_ttl{30000};
   size_t max_early_candidates = 64;
 
   // Witness and metrics (src/observe): an observer for each new connection.
-  std::function<std::shared_ptr<ConnectionObserver>(const std::string& peer, const std::string& session)>
+  std::function<std::shared_ptr<ConnectionObserver>(const std::string& peer,
+                                                    const std::string& session)>
       observe;
   // Checkpoint exchange (Part 3 `witness-checkpoint`): our latest signed
   // checkpoint (null when we have none), sent when the channel opens and again
@@ -61,10 +62,10 @@ struct MeshOptions {
 struct PeerInfo {
   std::string peer;
   std::string session;
-  std::string state;   // W3C connectionState, "none" without a connection
+  std::string state;  // W3C connectionState, "none" without a connection
   bool channel_open = false;
   bool in_room = false;
-  std::string pair;    // "host/host", "" before a pair is selected
+  std::string pair;  // "host/host", "" before a pair is selected
   std::optional<double> rtt_ms;
   bool relayed = false;  // chat to this peer currently goes through the hub
 };
@@ -110,6 +111,8 @@ std::string unique_path(const std::string& dir, const std::string& name);
 // A random string of `length` id-alphabet characters.
 std::string random_id(size_t length);
 // The protocol id rule (base/id.hpp).
-inline bool valid_id(std::string_view id) { return base::is_valid_id(id); }
+inline bool valid_id(std::string_view id) {
+  return base::is_valid_id(id);
+}
 
 }  // namespace rtcmesh::mesh

@@ -45,7 +45,8 @@ struct Node {
     for (const auto& e : events) n += pred(e) ? 1 : 0;
     return n;
   }
-  bool wait(const std::function<bool(const json&)>& pred, int n = 1, std::chrono::milliseconds timeout = 15s) {
+  bool wait(const std::function<bool(const json&)>& pred, int n = 1,
+            std::chrono::milliseconds timeout = 15s) {
     std::unique_lock<std::mutex> lock(mutex);
     return cv.wait_for(lock, timeout, [&] {
       int c = 0;
@@ -78,7 +79,9 @@ class FakeHub {
     options.peer = id;
     options.rtc.gather_addresses = {"127.0.0.1"};
     if (options.download_dir == "rtcmesh-downloads") {
-      options.download_dir = (fs::temp_directory_path() / ("rtcmesh-mesh-test-" + id + "-" + std::to_string(::getpid()))).string();
+      options.download_dir = (fs::temp_directory_path() /
+                              ("rtcmesh-mesh-test-" + id + "-" + std::to_string(::getpid())))
+                                 .string();
     }
     std::weak_ptr<Node> weak = node;
     node->mesh = std::make_unique<Mesh>(
@@ -106,10 +109,16 @@ class FakeHub {
     json peers = json::array();
     for (const auto& o : others) peers.push_back({{"peer", o->id}, {"metadata", json::object()}});
     me->mesh->on_hub_state("connected");
-    me->mesh->on_hub_message({{"type", "welcome"}, {"room", "demo"}, {"peer", id}, {"peers", peers},
-                              {"resume", "r-" + id}, {"resumed", false}});
+    me->mesh->on_hub_message({{"type", "welcome"},
+                              {"room", "demo"},
+                              {"peer", id},
+                              {"peers", peers},
+                              {"resume", "r-" + id},
+                              {"resumed", false}});
     if (!announce) return;
-    for (const auto& o : others) o->mesh->on_hub_message({{"type", "peer-joined"}, {"peer", id}, {"metadata", json::object()}});
+    for (const auto& o : others)
+      o->mesh->on_hub_message(
+          {{"type", "peer-joined"}, {"peer", id}, {"metadata", json::object()}});
   }
   void mark_joined(const std::string& id) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -146,7 +155,8 @@ class FakeHub {
       if (!joined_.count(to)) {
         auto sender = nodes_.find(id);
         if (sender != nodes_.end()) {
-          sender->second->mesh->on_hub_message({{"type", "error"}, {"code", "target_offline"}, {"to", to}});
+          sender->second->mesh->on_hub_message(
+              {{"type", "error"}, {"code", "target_offline"}, {"to", to}});
         }
         return;
       }
@@ -214,7 +224,8 @@ TEST(Mesh, ThreePeersFormAFullMeshAndChat) {
   c->mesh->chat("hi from carol");
   for (auto* n : {a.get(), b.get(), c.get()}) {
     ASSERT_TRUE(n->wait(is("chat"), 2)) << n->id;
-    EXPECT_EQ(n->count([&](const json& e) { return e["event"] == "chat" && e["relayed"] == false; }), 2);
+    EXPECT_EQ(
+        n->count([&](const json& e) { return e["event"] == "chat" && e["relayed"] == false; }), 2);
     EXPECT_EQ(n->count(is("chat", "from", n->id)), 0);
   }
   // Newcomers offer: alice (first) never offered.
@@ -395,10 +406,12 @@ TEST(Mesh, SendErrorsAreReported) {
   ASSERT_TRUE(a->wait(is("channel-open")));
   a->mesh->send_file("nobody", "/etc/hostname");
   ASSERT_TRUE(a->wait(is("error")));
-  EXPECT_NE(a->snapshot().back()["message"].get<std::string>().find("unknown peer"), std::string::npos);
+  EXPECT_NE(a->snapshot().back()["message"].get<std::string>().find("unknown peer"),
+            std::string::npos);
   a->mesh->send_file("bob", "/nonexistent/file");
   ASSERT_TRUE(a->wait(is("error"), 2));
-  EXPECT_NE(a->snapshot().back()["message"].get<std::string>().find("cannot read"), std::string::npos);
+  EXPECT_NE(a->snapshot().back()["message"].get<std::string>().find("cannot read"),
+            std::string::npos);
 }
 
 TEST(Mesh, HubRelayOnlyWhenAllowed) {

@@ -5,7 +5,10 @@
 namespace rtcmesh::observe {
 
 CheckpointKeeper::CheckpointKeeper(Node& node, OnResult on_result, size_t capacity)
-    : node_(node), on_result_(std::move(on_result)), capacity_(capacity), thread_([this] { run(); }) {}
+    : node_(node),
+      on_result_(std::move(on_result)),
+      capacity_(capacity),
+      thread_([this] { run(); }) {}
 
 CheckpointKeeper::~CheckpointKeeper() {
   {

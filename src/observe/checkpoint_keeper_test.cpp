@@ -109,7 +109,8 @@ TEST(CheckpointKeeper, AFullQueueRefusesMore) {
   const auto cp = peer->latest_checkpoint();
   Results results;
   results.hold(true);  // the worker stays inside its first result
-  CheckpointKeeper keeper(*node, [&](const nlohmann::json& e) { results.add(e); }, 2);
+  CheckpointKeeper keeper(
+      *node, [&](const nlohmann::json& e) { results.add(e); }, 2);
   ASSERT_TRUE(keeper.add("p0", cp));
   results.wait(1);  // p0 has left the queue
   EXPECT_TRUE(keeper.add("p1", cp));

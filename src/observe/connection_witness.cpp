@@ -19,10 +19,14 @@ namespace {
 
 const char* kind_event(ObservedDescription::Kind kind) {
   switch (kind) {
-    case ObservedDescription::Kind::OfferCreated: return ev::kOfferCreated.data();
-    case ObservedDescription::Kind::AnswerCreated: return ev::kAnswerCreated.data();
-    case ObservedDescription::Kind::OfferReceived: return ev::kOfferReceived.data();
-    case ObservedDescription::Kind::AnswerReceived: return ev::kAnswerReceived.data();
+    case ObservedDescription::Kind::OfferCreated:
+      return ev::kOfferCreated.data();
+    case ObservedDescription::Kind::AnswerCreated:
+      return ev::kAnswerCreated.data();
+    case ObservedDescription::Kind::OfferReceived:
+      return ev::kOfferReceived.data();
+    case ObservedDescription::Kind::AnswerReceived:
+      return ev::kAnswerReceived.data();
   }
   return ev::kOfferCreated.data();
 }
@@ -30,16 +34,19 @@ const char* kind_event(ObservedDescription::Kind kind) {
 }  // namespace
 
 ConnectionWitness::ConnectionWitness(std::shared_ptr<witness::Recorder> recorder,
-                                     std::shared_ptr<RtcMetrics> metrics, const WitnessPolicy& policy,
-                                     std::string peer_id, std::string session)
+                                     std::shared_ptr<RtcMetrics> metrics,
+                                     const WitnessPolicy& policy, std::string peer_id,
+                                     std::string session)
     : recorder_(std::move(recorder)),
       metrics_(std::move(metrics)),
       policy_(policy),
       peer_id_(std::move(peer_id)),
       session_(std::move(session)) {
   if (metrics_) metrics_->connection_created();
-  emit(ev::kSessionInitialized, {{"session", session_}, {"message_sample_every", policy_.message_sample_every},
-                                 {"addresses", policy_.hash_addresses ? "salted-sha256" : "clear"}});
+  emit(ev::kSessionInitialized,
+       {{"session", session_},
+        {"message_sample_every", policy_.message_sample_every},
+        {"addresses", policy_.hash_addresses ? "salted-sha256" : "clear"}});
 }
 
 ConnectionWitness::~ConnectionWitness() {
@@ -71,12 +78,14 @@ void ConnectionWitness::on_candidate(const ObservedCandidate& c) {
                            {"address", address}});
 }
 
-void ConnectionWitness::on_connection_state_change(PeerConnectionState from, PeerConnectionState to) {
+void ConnectionWitness::on_connection_state_change(PeerConnectionState from,
+                                                   PeerConnectionState to) {
   if (metrics_) metrics_->state_change(from, to);
   emit(ev::kConnectionState, {{"from", to_string(from)}, {"to", to_string(to)}});
 }
 
-void ConnectionWitness::on_data_channel_open(const std::string& label, int id, const std::string& protocol) {
+void ConnectionWitness::on_data_channel_open(const std::string& label, int id,
+                                             const std::string& protocol) {
   open_channels_.insert(id);
   if (metrics_) metrics_->channel_opened();
   emit(ev::kDataChannelOpen, {{"label", label}, {"id", id}, {"protocol", protocol}});
@@ -103,7 +112,8 @@ void ConnectionWitness::on_message(bool sent, const std::string& label, size_t s
     if (tokens_at_.time_since_epoch().count() == 0) {
       sample_tokens_ = cap;
     } else {
-      sample_tokens_ = std::min<double>(cap, sample_tokens_ + cap * std::chrono::duration<double>(now - tokens_at_).count());
+      sample_tokens_ = std::min<double>(
+          cap, sample_tokens_ + cap * std::chrono::duration<double>(now - tokens_at_).count());
     }
     tokens_at_ = now;
     if (sample_tokens_ < 1) {

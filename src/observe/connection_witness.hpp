@@ -43,8 +43,9 @@ class ConnectionWitness : public ConnectionObserver {
  public:
   // peer_id: who is at the other end, as the application knows it (room peer id,
   // or "" when unknown); session: the mesh session id or "".
-  ConnectionWitness(std::shared_ptr<witness::Recorder> recorder, std::shared_ptr<RtcMetrics> metrics,
-                    const WitnessPolicy& policy, std::string peer_id, std::string session);
+  ConnectionWitness(std::shared_ptr<witness::Recorder> recorder,
+                    std::shared_ptr<RtcMetrics> metrics, const WitnessPolicy& policy,
+                    std::string peer_id, std::string session);
   ~ConnectionWitness() override;
 
   void on_description(const ObservedDescription&) override;
@@ -66,7 +67,7 @@ class ConnectionWitness : public ConnectionObserver {
   const std::string peer_id_;
   const std::string session_;
   uint64_t sent_ = 0, received_ = 0;
-  uint64_t unsampled_ = 0;            // due samples skipped by the cap since the last one
+  uint64_t unsampled_ = 0;  // due samples skipped by the cap since the last one
   double sample_tokens_ = 0;
   std::chrono::steady_clock::time_point tokens_at_{};
   std::set<int> open_channels_;

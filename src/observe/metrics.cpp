@@ -17,15 +17,16 @@ using prometheus::Histogram;
 // (hundreds of µs to a few ms), and the client_golang defaults (5 ms .. 10 s)
 // would put nearly everything in the first bucket.
 const Histogram::BucketBoundaries& latency_buckets() {
-  static const Histogram::BucketBoundaries b{5e-6,   1e-5,   2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
-                                             2.5e-3, 5e-3,   1e-2,   2.5e-2, 5e-2, 0.1,  0.25, 0.5,
-                                             1.0,    2.5};
+  static const Histogram::BucketBoundaries b{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4,
+                                             5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,
+                                             5e-2, 0.1,  0.25,   0.5,  1.0,  2.5};
   return b;
 }
 
-constexpr PeerConnectionState kStates[] = {PeerConnectionState::New,          PeerConnectionState::Connecting,
-                                           PeerConnectionState::Connected,    PeerConnectionState::Disconnected,
-                                           PeerConnectionState::Failed,       PeerConnectionState::Closed};
+constexpr PeerConnectionState kStates[] = {
+    PeerConnectionState::New,       PeerConnectionState::Connecting,
+    PeerConnectionState::Connected, PeerConnectionState::Disconnected,
+    PeerConnectionState::Failed,    PeerConnectionState::Closed};
 
 // One unlabelled series of a new family.
 prometheus::Counter& counter(prometheus::Registry& r, const char* name, const char* help) {
@@ -50,15 +51,18 @@ WitnessMetrics::WitnessMetrics(prometheus::Registry& registry)
                          "Time from record() to the event being durable in the witness log",
                          latency_buckets())),
       sync_(histogram(registry, "witness_fsync_duration_seconds",
-                      "Time of one group commit: write() and fdatasync() of a batch", latency_buckets())),
+                      "Time of one group commit: write() and fdatasync() of a batch",
+                      latency_buckets())),
       batch_events_(histogram(registry, "witness_batch_events", "Events per group commit",
                               Histogram::BucketBoundaries{1, 2, 5, 10, 50, 100, 500, 1000, 5000})),
-      dropped_(gauge(registry, "witness_events_dropped",
-                     "Events record() rejected because the queue was full (each run is also logged)")),
+      dropped_(
+          gauge(registry, "witness_events_dropped",
+                "Events record() rejected because the queue was full (each run is also logged)")),
       queue_depth_(gauge(registry, "witness_queue_depth", "Events accepted and not yet durable")),
       io_state_(gauge(registry, "witness_log_state",
                       "0 writing, 1 retrying a batch (disk full), 2 sealed after an I/O error")),
-      io_errors_(gauge(registry, "witness_io_errors", "Failed write/truncate/fdatasync calls of the log")),
+      io_errors_(
+          gauge(registry, "witness_io_errors", "Failed write/truncate/fdatasync calls of the log")),
       lost_(gauge(registry, "witness_events_lost",
                   "Accepted events that never became durable (the log was sealed)")) {}
 
@@ -74,8 +78,9 @@ void WitnessMetrics::recorded(std::string_view event_type, std::chrono::microsec
     base::MutexLock lock(mutex_);
     auto it = recorded_.find(event_type);
     if (it == recorded_.end()) {
-      it = recorded_.emplace(std::string(event_type),
-                             &recorded_family_.Add({{"event_type", std::string(event_type)}}))
+      it = recorded_
+               .emplace(std::string(event_type),
+                        &recorded_family_.Add({{"event_type", std::string(event_type)}}))
                .first;
     }
     series = it->second;
@@ -89,13 +94,18 @@ void WitnessMetrics::batch(size_t events, std::chrono::microseconds write_sync) 
   batch_events_.Observe(static_cast<double>(events));
 }
 
-void WitnessMetrics::set_dropped(uint64_t total) { dropped_.Set(static_cast<double>(total)); }
-void WitnessMetrics::set_queue_depth(uint64_t depth) { queue_depth_.Set(static_cast<double>(depth)); }
+void WitnessMetrics::set_dropped(uint64_t total) {
+  dropped_.Set(static_cast<double>(total));
+}
+void WitnessMetrics::set_queue_depth(uint64_t depth) {
+  queue_depth_.Set(static_cast<double>(depth));
+}
 
 RtcMetrics::RtcMetrics(prometheus::Registry& registry)
     : active_(gauge(registry, "webrtc_peer_connections_active",
                     "Peer connections created and not yet closed")),
-      created_(counter(registry, "webrtc_peer_connections_created_total", "Peer connections created")),
+      created_(
+          counter(registry, "webrtc_peer_connections_created_total", "Peer connections created")),
       channels_open_(gauge(registry, "webrtc_data_channels_open", "Data channels currently open")),
       channels_opened_(counter(registry, "webrtc_data_channels_opened_total",
                                "Data channels that reached open")),
@@ -126,7 +136,9 @@ void RtcMetrics::connection_created() {
   active_.Increment();
   created_.Increment();
 }
-void RtcMetrics::connection_closed() { active_.Decrement(); }
+void RtcMetrics::connection_closed() {
+  active_.Decrement();
+}
 
 void RtcMetrics::state_change(PeerConnectionState from, PeerConnectionState to) {
   auto index = static_cast<size_t>(from) * 6 + static_cast<size_t>(to);
@@ -137,7 +149,9 @@ void RtcMetrics::channel_opened() {
   channels_open_.Increment();
   channels_opened_.Increment();
 }
-void RtcMetrics::channel_closed() { channels_open_.Decrement(); }
+void RtcMetrics::channel_closed() {
+  channels_open_.Decrement();
+}
 
 void RtcMetrics::message(bool sent, size_t bytes) {
   (sent ? messages_sent_ : messages_received_).Increment();

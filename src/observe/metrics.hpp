@@ -36,7 +36,7 @@ class WitnessMetrics {
   void recorded(std::string_view event_type, std::chrono::microseconds latency);
   // One group commit: events in it, time of its write() + fdatasync().
   void batch(size_t events, std::chrono::microseconds write_sync);
-  void set_dropped(uint64_t total);      // record() rejections so far (queue full)
+  void set_dropped(uint64_t total);  // record() rejections so far (queue full)
   void set_queue_depth(uint64_t depth);
   // The recorder's ability to write changed (witness::IoProblem::Kind):
   // 0 writing, 1 retrying (disk full), 2 sealed; `io_errors` failed calls so far.

@@ -69,7 +69,8 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
       ro.on_recorded = [m](std::string_view type, std::chrono::microseconds latency) {
         m->recorded(type, latency);
       };
-      ro.on_batch = [m](size_t events, std::chrono::microseconds write_sync, const witness::RecorderStats& s) {
+      ro.on_batch = [m](size_t events, std::chrono::microseconds write_sync,
+                        const witness::RecorderStats& s) {
         if (events) m->batch(events, write_sync);
         m->set_queue_depth(s.accepted - s.durable);
         m->set_dropped(s.rejected);
@@ -80,12 +81,14 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
       if (!m) return;
       const int state = p.kind == witness::IoProblem::Kind::Retrying ? 1
                         : p.kind == witness::IoProblem::Kind::Sealed ? 2
-                                                                      : 0;
-      m->set_io_state(state, p.io_errors, p.kind == witness::IoProblem::Kind::Sealed ? p.not_durable : 0);
+                                                                     : 0;
+      m->set_io_state(state, p.io_errors,
+                      p.kind == witness::IoProblem::Kind::Sealed ? p.not_durable : 0);
     };
     auto recorder = witness::Recorder::open(path, node->identity_, ro);
-    for (int n = 1; default_path && !recorder && n <= 64 &&
-                    recorder.error().message.find("in use by another recorder") != std::string::npos;
+    for (int n = 1;
+         default_path && !recorder && n <= 64 &&
+         recorder.error().message.find("in use by another recorder") != std::string::npos;
          ++n) {
       path = node->data_dir_ + "/witness." + std::to_string(n) + ".log";
       recorder = witness::Recorder::open(path, node->identity_, ro);
@@ -93,27 +96,34 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
     if (!recorder) {
       std::string message = recorder.error().message;
       if (message.find("in use by another recorder") != std::string::npos) {
-        message += " (another rtcmesh process records there: give this one its own --data-dir, or "
-                   "--witness PATH, or --no-witness)";
+        message +=
+            " (another rtcmesh process records there: give this one its own --data-dir, or "
+            "--witness PATH, or --no-witness)";
       }
       return make_error("witness: " + message);
     }
     node->recorder_ = std::move(recorder.value());
-    nlohmann::json d = {{"node_id", node->identity_->node_id()}, {"role", options.role},
+    nlohmann::json d = {{"node_id", node->identity_->node_id()},
+                        {"role", options.role},
                         {"pid", static_cast<int64_t>(::getpid())}};
     node->recorder_->record("node_started", std::move(d));
   }
   return node;
 }
 
-Node::~Node() { close(); }
+Node::~Node() {
+  close();
+}
 
-const std::string& Node::node_id() const { return identity_->node_id(); }
+const std::string& Node::node_id() const {
+  return identity_->node_id();
+}
 
 std::shared_ptr<ConnectionObserver> Node::observe_connection(const std::string& peer_id,
                                                              const std::string& session) {
   if (!recorder_ && !rtc_metrics_) return nullptr;
-  return std::make_shared<ConnectionWitness>(recorder_, rtc_metrics_, options_.policy, peer_id, session);
+  return std::make_shared<ConnectionWitness>(recorder_, rtc_metrics_, options_.policy, peer_id,
+                                             session);
 }
 
 bool Node::record(std::string event_type, nlohmann::json data) {
@@ -140,7 +150,8 @@ std::string Node::peer_checkpoint_path(const std::string& origin) const {
   return data_dir_ + "/peers/" + origin + ".checkpoint.json";
 }
 
-Result<std::string> Node::keep_peer_checkpoint(const std::string& peer_id, const nlohmann::json& checkpoint) {
+Result<std::string> Node::keep_peer_checkpoint(const std::string& peer_id,
+                                               const nlohmann::json& checkpoint) {
   if (!checkpoint.is_object()) return make_error("checkpoint is not an object");
   const std::string text = checkpoint.dump();
   auto parsed = witness::parse_peer_checkpoint(text);
@@ -160,7 +171,8 @@ Result<std::string> Node::keep_peer_checkpoint(const std::string& peer_id, const
     if (in) {
       std::stringstream buffer;
       buffer << in.rdbuf();
-      if (auto held = witness::Checkpoint::from_export(buffer.str()); held && held->origin == c.origin) {
+      if (auto held = witness::Checkpoint::from_export(buffer.str());
+          held && held->origin == c.origin) {
         held_size = held->size;
         if (held->size > c.size) {
           // A peer now claiming a shorter log than it signed before: its log was
@@ -171,7 +183,8 @@ Result<std::string> Node::keep_peer_checkpoint(const std::string& peer_id, const
         } else if (held->size == c.size) {
           // Same size: the same claim again, or a second history of that size (a
           // fork: both are evidence; the first stays on disk, this one in our log).
-          note = held->root == c.root ? "same as held" : "conflicts with the one held (same size, other root)";
+          note = held->root == c.root ? "same as held"
+                                      : "conflicts with the one held (same size, other root)";
           replace = false;
         }
       }
@@ -181,8 +194,9 @@ Result<std::string> Node::keep_peer_checkpoint(const std::string& peer_id, const
     if (auto s = write_atomically(path, c.export_json().dump(2) + "\n"); !s) return s.error();
   }
   if (recorder_) {
-    nlohmann::json data = {{"peer_id", peer_id},     {"origin", c.origin}, {"size", c.size},
-                           {"checkpoint", c.export_json()}, {"note", note}, {"held_size", held_size}};
+    nlohmann::json data = {{"peer_id", peer_id}, {"origin", c.origin},
+                           {"size", c.size},     {"checkpoint", c.export_json()},
+                           {"note", note},       {"held_size", held_size}};
     recorder_->record(std::string(witness::kTypePeerCheckpoint), std::move(data));
   }
   return note;

@@ -37,8 +37,8 @@ struct NodeOptions {
   std::string witness_path;  // "" = <data_dir>/witness.log
   bool no_witness = false;
   WitnessPolicy policy;
-  std::string role;          // "peer" | "hub" | "connect": in node_started
-  bool webrtc_metrics = true;  // the hub has no connections of its own
+  std::string role;                     // "peer" | "hub" | "connect": in node_started
+  bool webrtc_metrics = true;           // the hub has no connections of its own
   witness::Env* witness_env = nullptr;  // the log's file system (tests); null = POSIX
 };
 
@@ -46,8 +46,8 @@ class Node {
  public:
   // Loads (or creates) the identity and opens the witness log. With a registry,
   // the witness and WebRTC metrics are registered on it.
-  static Result<std::unique_ptr<Node>> open(const NodeOptions& options,
-                                            std::shared_ptr<prometheus::Registry> registry = nullptr);
+  static Result<std::unique_ptr<Node>> open(
+      const NodeOptions& options, std::shared_ptr<prometheus::Registry> registry = nullptr);
   ~Node();  // close()
 
   const identity::Identity& identity() const { return *identity_; }
@@ -75,7 +75,8 @@ class Node {
   // recorded as witness_peer_checkpoint and kept in peers/ when it is newer
   // than the one held. Returns a short note ("kept", "older than held: ..."),
   // or an error when the checkpoint is not genuine.
-  Result<std::string> keep_peer_checkpoint(const std::string& peer_id, const nlohmann::json& checkpoint);
+  Result<std::string> keep_peer_checkpoint(const std::string& peer_id,
+                                           const nlohmann::json& checkpoint);
   std::string peer_checkpoint_path(const std::string& origin) const;
 
   // Writes the final checkpoint and syncs. Idempotent.

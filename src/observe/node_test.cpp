@@ -37,13 +37,16 @@ TEST(Node, HubAuditEventsBecomeWitnessRecords) {
   ss << in.rdbuf();
   std::vector<nlohmann::json> data;
   witness::QueryFilter hub_only;
-  auto r = witness::query_log(ss.str(), hub_only, [&](const witness::Record& rec, std::string_view) {
-    if (rec.event_type.rfind("hub_", 0) == 0) data.push_back(rec.data);
-  });
+  auto r =
+      witness::query_log(ss.str(), hub_only, [&](const witness::Record& rec, std::string_view) {
+        if (rec.event_type.rfind("hub_", 0) == 0) data.push_back(rec.data);
+      });
   EXPECT_TRUE(r.is_log);
   ASSERT_EQ(data.size(), 3u);
-  EXPECT_EQ(data[0], (nlohmann::json{{"room", "room-1"}, {"peer_id", "peer-a"}, {"resumed", true}}));
-  EXPECT_EQ(data[1], (nlohmann::json{{"room", "room-1"}, {"peer_id", "peer-a"}, {"reason", "timeout"}}));
+  EXPECT_EQ(data[0],
+            (nlohmann::json{{"room", "room-1"}, {"peer_id", "peer-a"}, {"resumed", true}}));
+  EXPECT_EQ(data[1],
+            (nlohmann::json{{"room", "room-1"}, {"peer_id", "peer-a"}, {"reason", "timeout"}}));
   EXPECT_EQ(data[2], (nlohmann::json{{"room", "room-2"}, {"reason", "room_full"}, {"count", 3}}));
 
   o.no_witness = true;

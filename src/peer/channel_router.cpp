@@ -9,8 +9,11 @@
 
 namespace rtcmesh::impl {
 
-ChannelRouter::ChannelRouter(std::shared_ptr<base::Loop> loop, std::shared_ptr<ConnectionObserver> observer)
-    : loop_(std::move(loop)), observer_(std::move(observer)), remote_max_message_size_(kDefaultRemoteMaxMessageSize) {}
+ChannelRouter::ChannelRouter(std::shared_ptr<base::Loop> loop,
+                             std::shared_ptr<ConnectionObserver> observer)
+    : loop_(std::move(loop)),
+      observer_(std::move(observer)),
+      remote_max_message_size_(kDefaultRemoteMaxMessageSize) {}
 
 void ChannelRouter::attach(sctp::SctpTransport* sctp, dtls::Role role) {
   sctp_ = sctp;
@@ -24,22 +27,29 @@ void ChannelRouter::set_remote_max_message_size(size_t bytes) {
   for (auto& channel : pending_) channel->remote_max_message_size = bytes;
 }
 
-Result<std::shared_ptr<DataChannel>> ChannelRouter::create(const std::string& label, const DataChannelInit& init) {
-  if (label.size() > 65535) return make_error(ErrorCode::TypeError, "label longer than 65535 bytes");
-  if (init.protocol.size() > 65535) return make_error(ErrorCode::TypeError, "protocol longer than 65535 bytes");
+Result<std::shared_ptr<DataChannel>> ChannelRouter::create(const std::string& label,
+                                                           const DataChannelInit& init) {
+  if (label.size() > 65535)
+    return make_error(ErrorCode::TypeError, "label longer than 65535 bytes");
+  if (init.protocol.size() > 65535)
+    return make_error(ErrorCode::TypeError, "protocol longer than 65535 bytes");
   if (init.max_retransmits && init.max_packet_life_time) {
-    return make_error(ErrorCode::TypeError, "maxRetransmits and maxPacketLifeTime are mutually exclusive");
+    return make_error(ErrorCode::TypeError,
+                      "maxRetransmits and maxPacketLifeTime are mutually exclusive");
   }
-  if (init.negotiated && !init.id) return make_error(ErrorCode::TypeError, "a negotiated channel needs an id");
+  if (init.negotiated && !init.id)
+    return make_error(ErrorCode::TypeError, "a negotiated channel needs an id");
   if (init.id && *init.id >= kMaxStreams) {
-    return make_error(ErrorCode::OperationError, "channel id " + std::to_string(*init.id) + " exceeds the " +
-                                                     std::to_string(kMaxStreams) + " negotiated SCTP streams");
+    return make_error(ErrorCode::OperationError, "channel id " + std::to_string(*init.id) +
+                                                     " exceeds the " + std::to_string(kMaxStreams) +
+                                                     " negotiated SCTP streams");
   }
   auto channel = std::make_shared<DataChannel>(owner_, loop_, label, init);
   channel->remote_max_message_size = remote_max_message_size_;
   if (init.id) {
     if (channels_.count(*init.id)) {
-      return make_error(ErrorCode::OperationError, "channel id " + std::to_string(*init.id) + " is in use");
+      return make_error(ErrorCode::OperationError,
+                        "channel id " + std::to_string(*init.id) + " is in use");
     }
     channel->stream = *init.id;
     channels_[*init.id] = channel;
@@ -60,7 +70,8 @@ void ChannelRouter::assign_stream_ids() {
     while (next < kMaxStreams && channels_.count(next)) next = static_cast<uint16_t>(next + 2);
     if (next >= kMaxStreams) {
       channel->set_closed();
-      if (channel->on_error) channel->on_error(make_error(ErrorCode::OperationError, "no free SCTP stream id"));
+      if (channel->on_error)
+        channel->on_error(make_error(ErrorCode::OperationError, "no free SCTP stream id"));
       continue;
     }
     channel->stream = next;
@@ -88,14 +99,16 @@ void ChannelRouter::open(const std::shared_ptr<DataChannel>& channel) {
                                     : dcep::ChannelType::PartialReliableTimed;
       open.reliability_parameter = *channel->max_packet_life_time;
     } else {
-      open.channel_type = unordered ? dcep::ChannelType::ReliableUnordered : dcep::ChannelType::Reliable;
+      open.channel_type =
+          unordered ? dcep::ChannelType::ReliableUnordered : dcep::ChannelType::Reliable;
     }
     open.label = channel->label;
     open.protocol = channel->protocol;
     auto bytes = dcep::serialize(open);
     // RFC 8832 section 6: DCEP messages are sent reliably and in order.
-    sctp_->send(static_cast<uint16_t>(channel->stream.load()), static_cast<uint32_t>(dcep::Ppid::Dcep),
-                ByteSpan(bytes.data(), bytes.size()), sctp::SendOptions{});
+    sctp_->send(static_cast<uint16_t>(channel->stream.load()),
+                static_cast<uint32_t>(dcep::Ppid::Dcep), ByteSpan(bytes.data(), bytes.size()),
+                sctp::SendOptions{});
   } else {
     channel->acked = true;
   }
@@ -151,7 +164,8 @@ void ChannelRouter::handle_message(uint16_t stream, uint32_t ppid, ByteSpan mess
 void ChannelRouter::handle_dcep(uint16_t stream, ByteSpan message) {
   auto parsed = dcep::parse(message);
   if (!parsed) {
-    RTCMESH_LOG(Warn, "peer", "bad DCEP message on stream " << stream << ": " << parsed.error().message);
+    RTCMESH_LOG(Warn, "peer",
+                "bad DCEP message on stream " << stream << ": " << parsed.error().message);
     return;
   }
   if (std::holds_alternative<dcep::Ack>(*parsed)) {
@@ -163,8 +177,9 @@ void ChannelRouter::handle_dcep(uint16_t stream, ByteSpan message) {
   // The remote opens on its own parity: odd if we are the DTLS client.
   bool remote_parity_ok = role_ && ((stream % 2 == 1) == (*role_ == dtls::Role::Client));
   if (!remote_parity_ok || channels_.count(stream) || stream >= kMaxStreams) {
-    RTCMESH_LOG(Warn, "peer", "DATA_CHANNEL_OPEN on stream " << stream
-                                  << " violates the id rules; resetting the stream");
+    RTCMESH_LOG(
+        Warn, "peer",
+        "DATA_CHANNEL_OPEN on stream " << stream << " violates the id rules; resetting the stream");
     sctp_->reset_stream(stream);
     return;
   }
@@ -174,11 +189,13 @@ void ChannelRouter::handle_dcep(uint16_t stream, ByteSpan message) {
   switch (open.channel_type) {
     case dcep::ChannelType::PartialReliableRexmit:
     case dcep::ChannelType::PartialReliableRexmitUnordered:
-      init.max_retransmits = static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
+      init.max_retransmits =
+          static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
       break;
     case dcep::ChannelType::PartialReliableTimed:
     case dcep::ChannelType::PartialReliableTimedUnordered:
-      init.max_packet_life_time = static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
+      init.max_packet_life_time =
+          static_cast<uint16_t>(std::min<uint32_t>(open.reliability_parameter, 65535));
       break;
     default:
       break;
@@ -212,8 +229,8 @@ void ChannelRouter::handle_buffered_amount(uint16_t stream, size_t amount) {
   if (auto channel = find(stream)) channel->update_sctp_buffered(amount);
 }
 
-void ChannelRouter::send(const std::shared_ptr<DataChannel>& channel, uint32_t ppid, std::vector<uint8_t> payload,
-                         size_t user_bytes) {
+void ChannelRouter::send(const std::shared_ptr<DataChannel>& channel, uint32_t ppid,
+                         std::vector<uint8_t> payload, size_t user_bytes) {
   // The bytes leave our "posted" count here; the channel fires bufferedamountlow
   // if the total drops across its threshold (including when SCTP took them all).
   size_t before = channel->buffered_amount();

@@ -48,7 +48,8 @@ class ChannelRouter {
   void set_remote_max_message_size(size_t bytes);
 
   // TypeError/OperationError as PeerConnection::create_data_channel documents.
-  Result<std::shared_ptr<DataChannel>> create(const std::string& label, const DataChannelInit& init);
+  Result<std::shared_ptr<DataChannel>> create(const std::string& label,
+                                              const DataChannelInit& init);
   // The association is up: every connecting channel opens (DCEP OPEN sent).
   void open_all();
   void open(const std::shared_ptr<DataChannel>& channel);
@@ -59,8 +60,8 @@ class ChannelRouter {
   void handle_buffered_amount(uint16_t stream, size_t amount);
 
   // From the channels (posted to the loop by DataChannel).
-  void send(const std::shared_ptr<DataChannel>& channel, uint32_t ppid, std::vector<uint8_t> payload,
-            size_t user_bytes);
+  void send(const std::shared_ptr<DataChannel>& channel, uint32_t ppid,
+            std::vector<uint8_t> payload, size_t user_bytes);
   // `connected`: the association is up, so the stream is reset (graceful).
   void close(const std::shared_ptr<DataChannel>& channel, bool connected);
   // Every channel, assigned or pending, ends now.

@@ -37,7 +37,8 @@ DataChannelStats DataChannel::stats() const {
 
 Status DataChannel::send(uint32_t ppid, std::span<const uint8_t> data) {
   if (state != DataChannelState::Open) {
-    return make_error(ErrorCode::InvalidStateError, "the channel is " + std::string(to_string(state.load())));
+    return make_error(ErrorCode::InvalidStateError,
+                      "the channel is " + std::string(to_string(state.load())));
   }
   if (data.size() > remote_max_message_size) {
     return make_error(ErrorCode::TypeError, "message of " + std::to_string(data.size()) +
@@ -139,37 +140,62 @@ void DataChannel::clear_callbacks() {
 DataChannel::DataChannel(std::shared_ptr<impl::DataChannel> impl) : impl_(std::move(impl)) {}
 DataChannel::~DataChannel() = default;
 
-std::string DataChannel::label() const { return impl_->label; }
-std::string DataChannel::protocol() const { return impl_->protocol; }
-bool DataChannel::ordered() const { return impl_->ordered; }
-std::optional<uint16_t> DataChannel::max_packet_life_time() const { return impl_->max_packet_life_time; }
-std::optional<uint16_t> DataChannel::max_retransmits() const { return impl_->max_retransmits; }
-bool DataChannel::negotiated() const { return impl_->negotiated; }
+std::string DataChannel::label() const {
+  return impl_->label;
+}
+std::string DataChannel::protocol() const {
+  return impl_->protocol;
+}
+bool DataChannel::ordered() const {
+  return impl_->ordered;
+}
+std::optional<uint16_t> DataChannel::max_packet_life_time() const {
+  return impl_->max_packet_life_time;
+}
+std::optional<uint16_t> DataChannel::max_retransmits() const {
+  return impl_->max_retransmits;
+}
+bool DataChannel::negotiated() const {
+  return impl_->negotiated;
+}
 std::optional<uint16_t> DataChannel::id() const {
   int stream = impl_->stream;
   if (stream < 0) return std::nullopt;
   return static_cast<uint16_t>(stream);
 }
-DataChannelState DataChannel::ready_state() const { return impl_->state; }
-size_t DataChannel::buffered_amount() const { return impl_->buffered_amount(); }
-size_t DataChannel::buffered_amount_low_threshold() const { return impl_->low_threshold; }
-void DataChannel::set_buffered_amount_low_threshold(size_t bytes) { impl_->low_threshold = bytes; }
-size_t DataChannel::max_message_size() const { return impl_->remote_max_message_size; }
+DataChannelState DataChannel::ready_state() const {
+  return impl_->state;
+}
+size_t DataChannel::buffered_amount() const {
+  return impl_->buffered_amount();
+}
+size_t DataChannel::buffered_amount_low_threshold() const {
+  return impl_->low_threshold;
+}
+void DataChannel::set_buffered_amount_low_threshold(size_t bytes) {
+  impl_->low_threshold = bytes;
+}
+size_t DataChannel::max_message_size() const {
+  return impl_->remote_max_message_size;
+}
 
 Result<void> DataChannel::send(std::string_view text) {
-  return impl_->send(static_cast<uint32_t>(dcep::Ppid::String),
-                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  return impl_->send(
+      static_cast<uint32_t>(dcep::Ppid::String),
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
 Result<void> DataChannel::send(std::span<const uint8_t> binary) {
   return impl_->send(static_cast<uint32_t>(dcep::Ppid::Binary), binary);
 }
 
-void DataChannel::close() { impl_->close(); }
+void DataChannel::close() {
+  impl_->close();
+}
 
-#define RTCMESH_DC_SETTER(name, type)                                          \
-  void DataChannel::name(std::function<type> callback) {                      \
-    impl_->loop->run_sync([&] { impl_->name = std::move(callback); });       \
+#define RTCMESH_DC_SETTER(name, type)                                  \
+  void DataChannel::name(std::function<type> callback) {               \
+    impl_->loop->run_sync([&] { impl_->name = std::move(callback); }); \
   }
 RTCMESH_DC_SETTER(on_open, void())
 RTCMESH_DC_SETTER(on_message, void(const Message&))

@@ -10,14 +10,21 @@ namespace rtcmesh::impl {
 Result<IceUrl> parse_ice_url(std::string_view url) {
   IceUrl out;
   auto colon = url.find(':');
-  if (colon == std::string_view::npos) return make_error(ErrorCode::SyntaxError, "ICE server URL without scheme: " + std::string(url));
+  if (colon == std::string_view::npos)
+    return make_error(ErrorCode::SyntaxError, "ICE server URL without scheme: " + std::string(url));
   std::string_view scheme = url.substr(0, colon);
   std::string_view rest = url.substr(colon + 1);
-  if (scheme == "stun") out.scheme = IceUrl::Scheme::Stun;
-  else if (scheme == "stuns") out.scheme = IceUrl::Scheme::Stuns;
-  else if (scheme == "turn") out.scheme = IceUrl::Scheme::Turn;
-  else if (scheme == "turns") out.scheme = IceUrl::Scheme::Turns;
-  else return make_error(ErrorCode::SyntaxError, "unknown ICE server URL scheme '" + std::string(scheme) + "'");
+  if (scheme == "stun")
+    out.scheme = IceUrl::Scheme::Stun;
+  else if (scheme == "stuns")
+    out.scheme = IceUrl::Scheme::Stuns;
+  else if (scheme == "turn")
+    out.scheme = IceUrl::Scheme::Turn;
+  else if (scheme == "turns")
+    out.scheme = IceUrl::Scheme::Turns;
+  else
+    return make_error(ErrorCode::SyntaxError,
+                      "unknown ICE server URL scheme '" + std::string(scheme) + "'");
   bool secure = out.scheme == IceUrl::Scheme::Stuns || out.scheme == IceUrl::Scheme::Turns;
   out.port = secure ? 5349 : 3478;
   out.transport = secure ? ice::Server::Transport::Tls : ice::Server::Transport::Udp;
@@ -31,11 +38,13 @@ Result<IceUrl> parse_ice_url(std::string_view url) {
   std::string_view port_text;
   if (rest.starts_with("[")) {
     auto close = rest.find(']');
-    if (close == std::string_view::npos) return make_error(ErrorCode::SyntaxError, "bad IPv6 literal in ICE server URL");
+    if (close == std::string_view::npos)
+      return make_error(ErrorCode::SyntaxError, "bad IPv6 literal in ICE server URL");
     out.host = std::string(rest.substr(1, close - 1));
     rest = rest.substr(close + 1);
     if (!rest.empty()) {
-      if (rest[0] != ':') return make_error(ErrorCode::SyntaxError, "bad ICE server URL: " + std::string(url));
+      if (rest[0] != ':')
+        return make_error(ErrorCode::SyntaxError, "bad ICE server URL: " + std::string(url));
       port_text = rest.substr(1);
     }
   } else {
@@ -47,26 +56,32 @@ Result<IceUrl> parse_ice_url(std::string_view url) {
       out.host = std::string(rest);
     }
   }
-  if (out.host.empty()) return make_error(ErrorCode::SyntaxError, "ICE server URL without host: " + std::string(url));
+  if (out.host.empty())
+    return make_error(ErrorCode::SyntaxError, "ICE server URL without host: " + std::string(url));
   if (!port_text.empty()) {
     unsigned port = 0;
     auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 ||
+        port > 65535) {
       return make_error(ErrorCode::SyntaxError, "bad port in ICE server URL: " + std::string(url));
     }
     out.port = static_cast<uint16_t>(port);
   }
   if (!query.empty()) {
     if (query == "transport=udp") {
-      if (secure) return make_error(ErrorCode::NotSupportedError, "turns: with transport=udp is not supported: " + std::string(url));
+      if (secure)
+        return make_error(ErrorCode::NotSupportedError,
+                          "turns: with transport=udp is not supported: " + std::string(url));
       out.transport = ice::Server::Transport::Udp;
     } else if (query == "transport=tcp") {
       if (!secure) out.transport = ice::Server::Transport::Tcp;
     } else {
-      return make_error(ErrorCode::SyntaxError, "unknown ICE server URL parameter '" + std::string(query) + "'");
+      return make_error(ErrorCode::SyntaxError,
+                        "unknown ICE server URL parameter '" + std::string(query) + "'");
     }
   }
-  if (out.scheme == IceUrl::Scheme::Stuns) return make_error(ErrorCode::NotSupportedError, "stuns: is not supported");
+  if (out.scheme == IceUrl::Scheme::Stuns)
+    return make_error(ErrorCode::NotSupportedError, "stuns: is not supported");
   return out;
 }
 
@@ -84,7 +99,8 @@ Result<std::string> resolve(const std::string& host, ice::Server::Transport tran
   char buf[NI_MAXHOST];
   std::string address;
   for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
-    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) == 0) {
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) ==
+        0) {
       address = buf;
       if (ai->ai_family == AF_INET) break;  // prefer IPv4 (libnice's STUN server is v4-friendly)
     }
@@ -108,7 +124,8 @@ Result<std::vector<ice::Server>> resolve_ice_servers(const std::vector<IceServer
       s.transport = parsed->transport;
       s.port = parsed->port;
       if (turn && (server.username.empty() || server.credential.empty())) {
-        return make_error(ErrorCode::InvalidAccessError, "TURN server " + url + " needs a username and credential");
+        return make_error(ErrorCode::InvalidAccessError,
+                          "TURN server " + url + " needs a username and credential");
       }
       s.username = server.username;
       s.password = server.credential;

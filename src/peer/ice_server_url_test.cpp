@@ -30,16 +30,22 @@ TEST(IceServerUrl, ParsesStunAndTurnForms) {
 
 TEST(IceServerUrl, RejectsBadUrlsWithAReason) {
   const std::pair<const char*, const char*> cases[] = {
-      {"127.0.0.1:3478", "scheme"},        {"ftp:host", "scheme"},
-      {"stun:", "host"},                   {"stun:host:0", "port"},
-      {"stun:host:70000", "port"},         {"stun:host:12ab", "port"},
-      {"turn:[::1", "IPv6"},               {"turn:host?transport=sctp", "parameter"},
-      {"turns:host?transport=udp", "udp"}, {"stuns:host", "not supported"},
+      {"127.0.0.1:3478", "scheme"},
+      {"ftp:host", "scheme"},
+      {"stun:", "host"},
+      {"stun:host:0", "port"},
+      {"stun:host:70000", "port"},
+      {"stun:host:12ab", "port"},
+      {"turn:[::1", "IPv6"},
+      {"turn:host?transport=sctp", "parameter"},
+      {"turns:host?transport=udp", "udp"},
+      {"stuns:host", "not supported"},
   };
   for (auto [url, reason] : cases) {
     auto r = parse_ice_url(url);
     ASSERT_FALSE(r) << url;
-    EXPECT_NE(r.error().message.find(reason), std::string::npos) << url << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find(reason), std::string::npos)
+        << url << ": " << r.error().message;
   }
 }
 

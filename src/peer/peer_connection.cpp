@@ -32,13 +32,20 @@ uint64_t random_u62() {
 
 IceConnectionState to_public(ice::State state) {
   switch (state) {
-    case ice::State::New: return IceConnectionState::New;
-    case ice::State::Checking: return IceConnectionState::Checking;
-    case ice::State::Connected: return IceConnectionState::Connected;
-    case ice::State::Completed: return IceConnectionState::Completed;
-    case ice::State::Disconnected: return IceConnectionState::Disconnected;
-    case ice::State::Failed: return IceConnectionState::Failed;
-    case ice::State::Closed: return IceConnectionState::Closed;
+    case ice::State::New:
+      return IceConnectionState::New;
+    case ice::State::Checking:
+      return IceConnectionState::Checking;
+    case ice::State::Connected:
+      return IceConnectionState::Connected;
+    case ice::State::Completed:
+      return IceConnectionState::Completed;
+    case ice::State::Disconnected:
+      return IceConnectionState::Disconnected;
+    case ice::State::Failed:
+      return IceConnectionState::Failed;
+    case ice::State::Closed:
+      return IceConnectionState::Closed;
   }
   return IceConnectionState::New;
 }
@@ -100,7 +107,8 @@ PeerConnection::PeerConnection(Configuration cfg, std::shared_ptr<base::Loop> lp
 Status PeerConnection::init() {
   router_.set_owner(weak_from_this());
   router_.on_remote_channel = [this](const std::shared_ptr<DataChannel>& channel) {
-    if (on_data_channel) on_data_channel(std::shared_ptr<rtcmesh::DataChannel>(new rtcmesh::DataChannel(channel)));
+    if (on_data_channel)
+      on_data_channel(std::shared_ptr<rtcmesh::DataChannel>(new rtcmesh::DataChannel(channel)));
   };
   ice::Callbacks callbacks;
   callbacks.on_state = [this](ice::State s) { handle_ice_state(s); };
@@ -133,9 +141,11 @@ Result<sdp::SessionDescription> PeerConnection::base_description(sdp::Setup setu
 
 Result<sdp::SessionDescription> PeerConnection::create_offer() {
   if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
-  if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveLocalOffer) {
-    return make_error(ErrorCode::InvalidStateError, "cannot create an offer in signaling state " +
-                                                        std::string(to_string(signaling_state.load())));
+  if (signaling_state != SignalingState::Stable &&
+      signaling_state != SignalingState::HaveLocalOffer) {
+    return make_error(ErrorCode::InvalidStateError,
+                      "cannot create an offer in signaling state " +
+                          std::string(to_string(signaling_state.load())));
   }
   bool restarted = false;
   if (restart_pending_) {
@@ -147,7 +157,8 @@ Result<sdp::SessionDescription> PeerConnection::create_offer() {
   ++session_version_;
   // An established connection keeps its DTLS role in re-offers (RFC 8842 section 5.5).
   sdp::Setup setup = sdp::Setup::ActPass;
-  if (dtls_role_) setup = *dtls_role_ == dtls::Role::Client ? sdp::Setup::Active : sdp::Setup::Passive;
+  if (dtls_role_)
+    setup = *dtls_role_ == dtls::Role::Client ? sdp::Setup::Active : sdp::Setup::Passive;
   auto d = base_description(setup);
   if (!d) return d;
   if (remote_) d->mid = remote_->mid;
@@ -159,14 +170,16 @@ Result<sdp::SessionDescription> PeerConnection::create_offer() {
 Result<sdp::SessionDescription> PeerConnection::create_answer() {
   if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
   if (signaling_state != SignalingState::HaveRemoteOffer) {
-    return make_error(ErrorCode::InvalidStateError, "cannot create an answer in signaling state " +
-                                                        std::string(to_string(signaling_state.load())));
+    return make_error(ErrorCode::InvalidStateError,
+                      "cannot create an answer in signaling state " +
+                          std::string(to_string(signaling_state.load())));
   }
   ++session_version_;
   // RFC 5763 section 5: the answerer should take the active (client) role.
   sdp::Setup setup = sdp::Setup::Active;
   if (remote_->setup == sdp::Setup::Active) setup = sdp::Setup::Passive;
-  if (dtls_role_) setup = *dtls_role_ == dtls::Role::Client ? sdp::Setup::Active : sdp::Setup::Passive;
+  if (dtls_role_)
+    setup = *dtls_role_ == dtls::Role::Client ? sdp::Setup::Active : sdp::Setup::Passive;
   auto d = base_description(setup);
   if (!d) return d;
   d->mid = remote_->mid;
@@ -186,13 +199,17 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
   std::optional<sdp::SessionDescription> desc;
   if (!description.sdp.empty()) {
     auto parsed = sdp::parse(description.sdp);
-    if (!parsed) return make_error(parsed.error().code, "invalid local description: " + parsed.error().message);
+    if (!parsed)
+      return make_error(parsed.error().code,
+                        "invalid local description: " + parsed.error().message);
     desc = std::move(parsed.value());
   }
   if (type == "offer") {
-    if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveLocalOffer) {
-      return make_error(ErrorCode::InvalidStateError,
-                        "cannot set a local offer in state " + std::string(to_string(signaling_state.load())));
+    if (signaling_state != SignalingState::Stable &&
+        signaling_state != SignalingState::HaveLocalOffer) {
+      return make_error(
+          ErrorCode::InvalidStateError,
+          "cannot set a local offer in state " + std::string(to_string(signaling_state.load())));
     }
     if (!desc) {
       if (!last_offer_) {
@@ -216,8 +233,9 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
   } else if (type == "answer" || type == "pranswer") {
     if (signaling_state != SignalingState::HaveRemoteOffer &&
         signaling_state != SignalingState::HaveLocalPranswer) {
-      return make_error(ErrorCode::InvalidStateError,
-                        "cannot set a local answer in state " + std::string(to_string(signaling_state.load())));
+      return make_error(
+          ErrorCode::InvalidStateError,
+          "cannot set a local answer in state " + std::string(to_string(signaling_state.load())));
     }
     if (!desc) {
       if (!last_answer_) {
@@ -227,12 +245,14 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
       desc = last_answer_;
     }
     if (!desc->setup || *desc->setup == sdp::Setup::ActPass) {
-      return make_error(ErrorCode::InvalidAccessError, "invalid local answer: a=setup must be active or passive");
+      return make_error(ErrorCode::InvalidAccessError,
+                        "invalid local answer: a=setup must be active or passive");
     }
     local_ = desc;
     local_type_ = type;
     dtls_role_ = *desc->setup == sdp::Setup::Active ? dtls::Role::Client : dtls::Role::Server;
-    set_signaling_state(type == "answer" ? SignalingState::Stable : SignalingState::HaveLocalPranswer);
+    set_signaling_state(type == "answer" ? SignalingState::Stable
+                                         : SignalingState::HaveLocalPranswer);
   } else if (type == "rollback") {
     // Perfect negotiation's polite peer drops its offer on glare and takes the
     // remote one: back to stable, ICE role undecided again.
@@ -254,7 +274,8 @@ Status PeerConnection::set_local_description(const SessionDescription& descripti
 Status PeerConnection::set_remote_description(const SessionDescription& description) {
   if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
   auto type = sdp::parse_type(description.type);
-  if (!type) return make_error(ErrorCode::TypeError, "unknown description type '" + description.type + "'");
+  if (!type)
+    return make_error(ErrorCode::TypeError, "unknown description type '" + description.type + "'");
   if (*type == sdp::Type::Rollback) {
     if (signaling_state == SignalingState::HaveRemoteOffer) {
       remote_.reset();
@@ -264,18 +285,22 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
   }
   auto parsed = sdp::parse(description.sdp);
   if (!parsed) {
-    if (config.observer) config.observer->on_error("invalid-remote-description", parsed.error().message);
+    if (config.observer)
+      config.observer->on_error("invalid-remote-description", parsed.error().message);
     return make_error(parsed.error().code, "invalid remote description: " + parsed.error().message);
   }
   sdp::SessionDescription& desc = parsed.value();
   if (desc.fingerprints.empty()) {
-    return make_error(ErrorCode::InvalidAccessError, "invalid remote description: no a=fingerprint");
+    return make_error(ErrorCode::InvalidAccessError,
+                      "invalid remote description: no a=fingerprint");
   }
 
   if (*type == sdp::Type::Offer) {
-    if (signaling_state != SignalingState::Stable && signaling_state != SignalingState::HaveRemoteOffer) {
-      return make_error(ErrorCode::InvalidStateError,
-                        "cannot set a remote offer in state " + std::string(to_string(signaling_state.load())));
+    if (signaling_state != SignalingState::Stable &&
+        signaling_state != SignalingState::HaveRemoteOffer) {
+      return make_error(
+          ErrorCode::InvalidStateError,
+          "cannot set a remote offer in state " + std::string(to_string(signaling_state.load())));
     }
     if (!dtls_) {
       controlling_ = false;
@@ -284,11 +309,13 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
   } else {
     if (signaling_state != SignalingState::HaveLocalOffer &&
         signaling_state != SignalingState::HaveRemotePranswer) {
-      return make_error(ErrorCode::InvalidStateError,
-                        "cannot set a remote answer in state " + std::string(to_string(signaling_state.load())));
+      return make_error(
+          ErrorCode::InvalidStateError,
+          "cannot set a remote answer in state " + std::string(to_string(signaling_state.load())));
     }
     if (desc.setup == sdp::Setup::ActPass) {
-      return make_error(ErrorCode::InvalidAccessError, "invalid remote answer: a=setup:actpass is not allowed in an answer");
+      return make_error(ErrorCode::InvalidAccessError,
+                        "invalid remote answer: a=setup:actpass is not allowed in an answer");
     }
     if (!dtls_role_) {
       // The remote's role decides ours; absent setup in an answer means active (RFC 4145).
@@ -299,7 +326,8 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
     controlling_ = true;
     ice_->set_controlling(true);
   }
-  bool ice_restart = remote_ && (remote_->ice_ufrag != desc.ice_ufrag || remote_->ice_pwd != desc.ice_pwd);
+  bool ice_restart =
+      remote_ && (remote_->ice_ufrag != desc.ice_ufrag || remote_->ice_pwd != desc.ice_pwd);
   if (ice_restart && *type == sdp::Type::Offer) {
     if (auto s = ice_->restart(); !s) return s;
     local_candidates_.clear();
@@ -313,13 +341,14 @@ Status PeerConnection::set_remote_description(const SessionDescription& descript
     }
   }
   if (desc.end_of_candidates) ice_->remote_gathering_done();
-  router_.set_remote_max_message_size(!desc.max_message_size ? kDefaultRemoteMaxMessageSize
-                                      : *desc.max_message_size == 0
-                                          ? kMaxSendMessageSize
-                                          : std::min<size_t>(*desc.max_message_size, kMaxSendMessageSize));
+  router_.set_remote_max_message_size(
+      !desc.max_message_size ? kDefaultRemoteMaxMessageSize
+      : *desc.max_message_size == 0
+          ? kMaxSendMessageSize
+          : std::min<size_t>(*desc.max_message_size, kMaxSendMessageSize));
   if (config.observer) {
     observe_description(*type == sdp::Type::Offer ? ObservedDescription::Kind::OfferReceived
-                                                   : ObservedDescription::Kind::AnswerReceived,
+                                                  : ObservedDescription::Kind::AnswerReceived,
                         desc, ice_restart);
     observe_remote_candidates(desc);
   }
@@ -378,7 +407,9 @@ void PeerConnection::maybe_start_transports() {
   options.remote_port = remote_->sctp_port;
   options.max_receive_message_size = config.max_message_size;
   sctp::Callbacks callbacks;
-  callbacks.on_state = [this](sctp::State s, const std::string& error) { handle_sctp_state(s, error); };
+  callbacks.on_state = [this](sctp::State s, const std::string& error) {
+    handle_sctp_state(s, error);
+  };
   callbacks.on_message = [this](uint16_t stream, uint32_t ppid, ByteSpan message) {
     router_.handle_message(stream, ppid, message);
   };
@@ -411,10 +442,10 @@ void PeerConnection::check_liveness() {
     bool disconnected = sctp_connected_ && silent > kSilenceBeforeDisconnected;
     if (disconnected != silent_) {
       silent_ = disconnected;
-      RTCMESH_LOG(Info, "peer", (silent_ ? "no packets from the peer for "
-                                          : "packets from the peer again after ")
-                                    << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
-                                    << " ms");
+      RTCMESH_LOG(Info, "peer",
+                  (silent_ ? "no packets from the peer for " : "packets from the peer again after ")
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
+                      << " ms");
       ice_state = silent_ ? IceConnectionState::Disconnected : to_public(state);
       if (on_ice_connection_state_change) on_ice_connection_state_change(ice_state);
       update_connection_state();
@@ -439,7 +470,8 @@ void PeerConnection::handle_ice_packet(ByteSpan packet) {
 
 void PeerConnection::handle_ice_state(ice::State state) {
   RTCMESH_LOG(Debug, "peer", "ICE " << ice::to_string(state));
-  if ((state == ice::State::Connected || state == ice::State::Completed) && dtls_ && !dtls_started_) {
+  if ((state == ice::State::Connected || state == ice::State::Completed) && dtls_ &&
+      !dtls_started_) {
     dtls_started_ = true;
     dtls_->start();
   }
@@ -448,8 +480,11 @@ void PeerConnection::handle_ice_state(ice::State state) {
     // so an ICE restart can bring a failed connection back (W3C: failed -> checking).
     auto reason = ice_->failure_reason();
     RTCMESH_LOG(Info, "peer", "ICE failed" << (reason.empty() ? "" : ": ") << reason);
-    if (on_error) on_error(make_error(ErrorCode::OperationError, "ICE failed" + (reason.empty() ? std::string() : ": " + reason)));
-    if (config.observer) config.observer->on_error("ice-failed", reason.empty() ? "ICE failed" : reason);
+    if (on_error)
+      on_error(make_error(ErrorCode::OperationError,
+                          "ICE failed" + (reason.empty() ? std::string() : ": " + reason)));
+    if (config.observer)
+      config.observer->on_error("ice-failed", reason.empty() ? "ICE failed" : reason);
   }
   bool up = state == ice::State::Connected || state == ice::State::Completed;
   ice_state = (silent_ && up) ? IceConnectionState::Disconnected : to_public(state);
@@ -529,8 +564,8 @@ void PeerConnection::close_channel(const std::shared_ptr<DataChannel>& channel) 
   router_.close(channel, sctp_connected_);
 }
 
-Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,
-                                                                         const DataChannelInit& init) {
+Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(
+    const std::string& label, const DataChannelInit& init) {
   if (closed_) return make_error(ErrorCode::InvalidStateError, "the connection is closed");
   auto created = router_.create(label, init);
   if (!created) return created;
@@ -583,13 +618,14 @@ void PeerConnection::fail(const std::string& error) {
   update_connection_state();
 }
 
-void PeerConnection::observe_description(ObservedDescription::Kind kind, const sdp::SessionDescription& d,
-                                         bool ice_restart) {
+void PeerConnection::observe_description(ObservedDescription::Kind kind,
+                                         const sdp::SessionDescription& d, bool ice_restart) {
   if (!config.observer) return;
   ObservedDescription o;
   o.kind = kind;
   o.ice_ufrag = d.ice_ufrag;
-  if (!d.fingerprints.empty()) o.fingerprint = d.fingerprints.front().algorithm + " " + d.fingerprints.front().value;
+  if (!d.fingerprints.empty())
+    o.fingerprint = d.fingerprints.front().algorithm + " " + d.fingerprints.front().value;
   o.ice_restart = ice_restart;
   o.candidates = d.candidates.size();
   config.observer->on_description(o);
@@ -620,8 +656,9 @@ void PeerConnection::set_signaling_state(SignalingState state) {
 
 Stats PeerConnection::get_stats() const {
   Stats stats;
-  stats.timestamp_ms = std::chrono::duration<double, std::milli>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
+  stats.timestamp_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   if (ice_) {
     stats.transport.bytes_sent = ice_->bytes_sent();
     stats.transport.bytes_received = ice_->bytes_received();
@@ -653,7 +690,9 @@ Stats PeerConnection::get_stats() const {
     }
   }
   stats.transport.dtls_state = dtls_ ? dtls::to_string(dtls_->state()) : "new";
-  stats.transport.dtls_role = !dtls_role_ ? "unknown" : *dtls_role_ == dtls::Role::Client ? "client" : "server";
+  stats.transport.dtls_role = !dtls_role_                         ? "unknown"
+                              : *dtls_role_ == dtls::Role::Client ? "client"
+                                                                  : "server";
   router_.add_stats(stats);
   return stats;
 }
@@ -749,7 +788,8 @@ Result<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configurati
   ice_config.local_addresses = config.gather_addresses;
   ice_config.tcp = config.enable_ice_tcp;
   ice_config.regular_nomination = config.ice_regular_nomination;
-  auto loop = config.dedicated_network_thread ? std::make_shared<base::Loop>() : base::Loop::shared();
+  auto loop =
+      config.dedicated_network_thread ? std::make_shared<base::Loop>() : base::Loop::shared();
   auto impl = std::make_shared<impl::PeerConnection>(config, std::move(loop), cert.value(),
                                                      std::move(ice_config));
   Status status;
@@ -758,9 +798,12 @@ Result<std::shared_ptr<PeerConnection>> PeerConnection::create(const Configurati
   return std::shared_ptr<PeerConnection>(new PeerConnection(std::move(impl)));
 }
 
-PeerConnection::PeerConnection(std::shared_ptr<impl::PeerConnection> impl) : impl_(std::move(impl)) {}
+PeerConnection::PeerConnection(std::shared_ptr<impl::PeerConnection> impl)
+    : impl_(std::move(impl)) {}
 
-PeerConnection::~PeerConnection() { close(); }
+PeerConnection::~PeerConnection() {
+  close();
+}
 
 Result<SessionDescription> PeerConnection::create_offer() {
   return on_loop(impl_, [&]() -> Result<SessionDescription> {
@@ -824,18 +867,22 @@ void impl::PeerConnection::apply_receive_paused() {
 // threads it is posted, never waited for.
 void PeerConnection::pause_receiving() {
   impl_->want_receive_paused_.store(true);
-  if (impl_->loop->in_loop_thread()) impl_->apply_receive_paused();
-  else impl_->loop->post([impl = impl_] { impl->apply_receive_paused(); });
+  if (impl_->loop->in_loop_thread())
+    impl_->apply_receive_paused();
+  else
+    impl_->loop->post([impl = impl_] { impl->apply_receive_paused(); });
 }
 
 void PeerConnection::resume_receiving() {
   impl_->want_receive_paused_.store(false);
-  if (impl_->loop->in_loop_thread()) impl_->apply_receive_paused();
-  else impl_->loop->post([impl = impl_] { impl->apply_receive_paused(); });
+  if (impl_->loop->in_loop_thread())
+    impl_->apply_receive_paused();
+  else
+    impl_->loop->post([impl = impl_] { impl->apply_receive_paused(); });
 }
 
-Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(const std::string& label,
-                                                                         const DataChannelInit& init) {
+Result<std::shared_ptr<DataChannel>> PeerConnection::create_data_channel(
+    const std::string& label, const DataChannelInit& init) {
   return on_loop(impl_, [&]() -> Result<std::shared_ptr<DataChannel>> {
     auto c = impl_->create_data_channel(label, init);
     if (!c) return c.error();
@@ -856,18 +903,26 @@ void PeerConnection::close() {
 
 Result<void> wait_for_closing_connections(std::chrono::milliseconds timeout) {
   if (impl::pending_shutdowns().wait(timeout)) return {};
-  return make_error(ErrorCode::TimeoutError, "connections still closing after " +
-                                                 std::to_string(timeout.count()) + " ms");
+  return make_error(ErrorCode::TimeoutError,
+                    "connections still closing after " + std::to_string(timeout.count()) + " ms");
 }
 
-PeerConnectionState PeerConnection::connection_state() const { return impl_->connection_state; }
-IceConnectionState PeerConnection::ice_connection_state() const { return impl_->ice_state; }
-IceGatheringState PeerConnection::ice_gathering_state() const { return impl_->gathering_state; }
-SignalingState PeerConnection::signaling_state() const { return impl_->signaling_state; }
+PeerConnectionState PeerConnection::connection_state() const {
+  return impl_->connection_state;
+}
+IceConnectionState PeerConnection::ice_connection_state() const {
+  return impl_->ice_state;
+}
+IceGatheringState PeerConnection::ice_gathering_state() const {
+  return impl_->gathering_state;
+}
+SignalingState PeerConnection::signaling_state() const {
+  return impl_->signaling_state;
+}
 
-#define RTCMESH_SETTER(name, type)                                                  \
-  void PeerConnection::name(std::function<type> callback) {                         \
-    on_loop(impl_, [&] { impl_->name = std::move(callback); });                     \
+#define RTCMESH_SETTER(name, type)                              \
+  void PeerConnection::name(std::function<type> callback) {     \
+    on_loop(impl_, [&] { impl_->name = std::move(callback); }); \
   }
 RTCMESH_SETTER(on_ice_candidate, void(const IceCandidate&))
 RTCMESH_SETTER(on_connection_state_change, void(PeerConnectionState))

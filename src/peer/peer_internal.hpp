@@ -50,8 +50,8 @@ class PendingShutdowns {
 PendingShutdowns& pending_shutdowns();
 
 struct DataChannel : std::enable_shared_from_this<DataChannel> {
-  DataChannel(std::weak_ptr<PeerConnection> pc, std::shared_ptr<base::Loop> loop,
-              std::string label, const DataChannelInit& init);
+  DataChannel(std::weak_ptr<PeerConnection> pc, std::shared_ptr<base::Loop> loop, std::string label,
+              const DataChannelInit& init);
 
   // Immutable after construction.
   std::weak_ptr<PeerConnection> pc;
@@ -66,13 +66,13 @@ struct DataChannel : std::enable_shared_from_this<DataChannel> {
 
   std::atomic<int> stream{-1};  // -1 until assigned
   std::atomic<DataChannelState> state{DataChannelState::Connecting};
-  std::atomic<size_t> posted_bytes{0};     // accepted by send(), not yet handed to SCTP
-  std::atomic<size_t> sctp_buffered{0};    // queued inside the SCTP layer
+  std::atomic<size_t> posted_bytes{0};   // accepted by send(), not yet handed to SCTP
+  std::atomic<size_t> sctp_buffered{0};  // queued inside the SCTP layer
   std::atomic<size_t> low_threshold{0};
   std::atomic<size_t> remote_max_message_size{kDefaultRemoteMaxMessageSize};
 
   // loop
-  bool acked = false;          // DCEP ACK received (or negotiated / remote-opened)
+  bool acked = false;  // DCEP ACK received (or negotiated / remote-opened)
   bool low_event_queued = false;
   uint64_t messages_sent = 0, bytes_sent = 0, messages_received = 0, bytes_received = 0;
   std::function<void()> on_open, on_closing, on_close, on_buffered_amount_low;
@@ -108,7 +108,7 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::optional<SessionDescription> local_description() const;
   std::optional<SessionDescription> remote_description() const;
   void restart_ice_requested() { restart_pending_ = true; }
-  void apply_receive_paused();  // want_receive_paused_ -> sctp_
+  void apply_receive_paused();                    // want_receive_paused_ -> sctp_
   std::atomic<bool> want_receive_paused_{false};  // pause_/resume_receiving(), any thread
   Result<std::shared_ptr<DataChannel>> create_data_channel(const std::string& label,
                                                            const DataChannelInit& init);
@@ -160,7 +160,8 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   void observe_state(PeerConnectionState from, PeerConnectionState to) {
     if (config.observer && from != to) config.observer->on_connection_state_change(from, to);
   }
-  void observe_description(ObservedDescription::Kind kind, const sdp::SessionDescription& d, bool ice_restart);
+  void observe_description(ObservedDescription::Kind kind, const sdp::SessionDescription& d,
+                           bool ice_restart);
   void observe_remote_candidates(const sdp::SessionDescription& desc);
   void schedule_stats();
   Result<sdp::SessionDescription> base_description(sdp::Setup setup) const;
@@ -168,11 +169,11 @@ struct PeerConnection : std::enable_shared_from_this<PeerConnection> {
   std::unique_ptr<ice::IceTransport> ice_;
   std::unique_ptr<dtls::DtlsTransport> dtls_;
   std::unique_ptr<sctp::SctpTransport> sctp_;
-  bool receive_paused_ = false;  // applied to sctp_ when it is created
+  bool receive_paused_ = false;                  // applied to sctp_ when it is created
   std::deque<std::vector<uint8_t>> early_dtls_;  // before the DTLS transport exists
   std::optional<sdp::SessionDescription> local_;
   std::optional<sdp::SessionDescription> remote_;
-  std::optional<sdp::SessionDescription> last_offer_;   // created, not yet applied
+  std::optional<sdp::SessionDescription> last_offer_;  // created, not yet applied
   std::optional<sdp::SessionDescription> last_answer_;
   std::string local_type_, remote_type_;
   std::vector<sdp::Candidate> local_candidates_;

@@ -27,10 +27,14 @@ std::string Stats::to_json() const {
   if (selected_candidate_pair) {
     const auto& p = *selected_candidate_pair;
     auto candidate = [this](const IceCandidateStats& c, const char* type) {
-      return json{{"id", c.id},          {"type", type},
-                  {"timestamp", timestamp_ms}, {"transportId", "T01"},
-                  {"address", c.address}, {"port", c.port},
-                  {"protocol", c.protocol}, {"candidateType", c.candidate_type},
+      return json{{"id", c.id},
+                  {"type", type},
+                  {"timestamp", timestamp_ms},
+                  {"transportId", "T01"},
+                  {"address", c.address},
+                  {"port", c.port},
+                  {"protocol", c.protocol},
+                  {"candidateType", c.candidate_type},
                   {"priority", c.priority}};
     };
     report[p.local.id] = candidate(p.local, "local-candidate");

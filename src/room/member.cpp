@@ -5,19 +5,22 @@
 namespace rtcmesh::room {
 
 nlohmann::json native_metadata(const std::string& name) {
-  nlohmann::json m = {{"kind", "native"}, {"agent", rtcmesh::kAgent}, {"capabilities", {"chat", "file", "ping"}}};
+  nlohmann::json m = {
+      {"kind", "native"}, {"agent", rtcmesh::kAgent}, {"capabilities", {"chat", "file", "ping"}}};
   if (!name.empty()) m["name"] = name;
   return m;
 }
 
-signaling::ClientOptions client_options_for(const mesh::MeshOptions& mesh, signaling::ClientOptions hub) {
+signaling::ClientOptions client_options_for(const mesh::MeshOptions& mesh,
+                                            signaling::ClientOptions hub) {
   hub.room = mesh.room;
   hub.peer = mesh.peer;
   hub.fetch_ice_servers = mesh.ice_servers_from_hub;
   return hub;
 }
 
-Member::Member(mesh::MeshOptions mesh_options, signaling::ClientOptions hub, MemberCallbacks callbacks)
+Member::Member(mesh::MeshOptions mesh_options, signaling::ClientOptions hub,
+               MemberCallbacks callbacks)
     : callbacks_(std::move(callbacks)) {
   auto client_options = client_options_for(mesh_options, std::move(hub));
   // The mesh first, so the client's callbacks always find it. The mesh sends to
@@ -39,9 +42,13 @@ Member::Member(mesh::MeshOptions mesh_options, signaling::ClientOptions hub, Mem
   client_ = std::make_unique<signaling::Client>(std::move(client_options), std::move(cb));
 }
 
-Member::~Member() { leave(); }
+Member::~Member() {
+  leave();
+}
 
-void Member::join() { client_->start(); }
+void Member::join() {
+  client_->start();
+}
 
 void Member::leave() {
   if (left_) return;

@@ -41,7 +41,8 @@ nlohmann::json native_metadata(const std::string& name);
 
 // The hub client options for a mesh: room, peer id and whether to fetch
 // /api/ice-servers come from the mesh, so the two cannot disagree.
-signaling::ClientOptions client_options_for(const mesh::MeshOptions& mesh, signaling::ClientOptions hub);
+signaling::ClientOptions client_options_for(const mesh::MeshOptions& mesh,
+                                            signaling::ClientOptions hub);
 
 class Member {
  public:

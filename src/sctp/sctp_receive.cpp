@@ -20,7 +20,6 @@ struct ReceiveScratch {
 };
 thread_local ReceiveScratch receive_scratch;
 
-
 }  // namespace
 
 bool SctpTransport::Impl::drain_receive(const std::shared_ptr<bool>& alive) {

@@ -598,7 +598,9 @@ SctpTransport::SctpTransport(base::Executor& executor, PacketTransport& lower, O
 
 SctpTransport::~SctpTransport() = default;
 
-void SctpTransport::start() { impl_->start(); }
+void SctpTransport::start() {
+  impl_->start();
+}
 
 bool SctpTransport::send(uint16_t stream, uint32_t ppid, ByteSpan message,
                          const SendOptions& options) {
@@ -609,9 +611,13 @@ size_t SctpTransport::buffered_amount(uint16_t stream) const {
   return impl_->buffered_amount(stream);
 }
 
-void SctpTransport::reset_stream(uint16_t stream) { impl_->reset_stream(stream); }
+void SctpTransport::reset_stream(uint16_t stream) {
+  impl_->reset_stream(stream);
+}
 
-void SctpTransport::close() { impl_->close(); }
+void SctpTransport::close() {
+  impl_->close();
+}
 
 void SctpTransport::set_receive_paused(bool paused) {
   if (impl_->receive_paused_ == paused) return;
@@ -623,7 +629,9 @@ void SctpTransport::set_receive_paused(bool paused) {
   }
 }
 
-State SctpTransport::state() const { return impl_->state_; }
+State SctpTransport::state() const {
+  return impl_->state_;
+}
 
 Stats SctpTransport::stats() const {
   Stats stats = impl_->stats_;

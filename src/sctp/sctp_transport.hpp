@@ -85,7 +85,8 @@ struct Options {
 class SctpTransport {
  public:
   // Installs itself as `lower`'s receiver.
-  SctpTransport(base::Executor& executor, PacketTransport& lower, Options options, Callbacks callbacks);
+  SctpTransport(base::Executor& executor, PacketTransport& lower, Options options,
+                Callbacks callbacks);
   // Aborts the association if still open (the ABORT goes out through `lower`);
   // no callback runs during or after destruction.
   ~SctpTransport();

@@ -16,9 +16,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/loop.hpp"
@@ -66,7 +66,9 @@ bool has_valid_checksum(ByteSpan packet) {
 }
 
 // First chunk type of an SCTP packet (RFC 9260 §3.2); 0 is DATA.
-int first_chunk_type(ByteSpan packet) { return packet.size() > 12 ? packet[12] : -1; }
+int first_chunk_type(ByteSpan packet) {
+  return packet.size() > 12 ? packet[12] : -1;
+}
 
 class SctpTransportTest : public ::testing::Test, public SctpPair {};
 
@@ -287,7 +289,8 @@ TEST_F(SctpTransportTest, PausedReceiverClosesTheWindowAndLosesNothing) {
   ASSERT_TRUE(b.wait([&] { return b.count == kCount; }));
   std::lock_guard<std::mutex> lock(b.mutex);
   for (int i = 0; i < kCount; ++i) {
-    EXPECT_EQ(b.messages[static_cast<size_t>(i)].data, pattern(65536, static_cast<uint32_t>(i))) << i;
+    EXPECT_EQ(b.messages[static_cast<size_t>(i)].data, pattern(65536, static_cast<uint32_t>(i)))
+        << i;
   }
   State state = State::New;
   { state = a.transport->state(); }
@@ -390,8 +393,7 @@ TEST_F(SctpTransportTest, SendBeforeConnectedIsQueuedAndDelivered) {
   create();
   auto data = pattern(70000, 8);
   {
-    EXPECT_FALSE(
-        a.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));  // New
+    EXPECT_FALSE(a.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));  // New
     a.transport->start();
     b.transport->start();
     EXPECT_TRUE(a.transport->send(1, kPpidBinary, ByteSpan(data.data(), data.size()), {}));

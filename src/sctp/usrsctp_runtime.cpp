@@ -173,8 +173,8 @@ void Runtime::start_tick_locked(base::Executor& executor, bool on_its_thread) {
 }
 
 void Runtime::arm_tick_locked(base::Executor& executor, uint64_t generation) {
-  tick_timer_ = executor.post_after(kTickInterval,
-                                    [executor = &executor, generation] { tick(executor, generation); });
+  tick_timer_ = executor.post_after(
+      kTickInterval, [executor = &executor, generation] { tick(executor, generation); });
 }
 
 void Runtime::tick(base::Executor* executor, uint64_t generation) {

@@ -67,7 +67,6 @@ constexpr std::chrono::milliseconds kShutdownTimeout{5000};
 constexpr std::chrono::milliseconds kResetRetryDelay{20};
 constexpr uint8_t kMaxResetRefusals = 20;
 
-
 // usrsctp's output callback (AF_CONN); defined with the association in
 // sctp_transport.cpp. It calls write_checksum() first.
 int conn_output(void* addr, void* buffer, size_t length, uint8_t tos, uint8_t set_df);

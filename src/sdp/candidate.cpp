@@ -16,7 +16,8 @@ constexpr std::size_t kMaxCandidateLength = 1024;
 constexpr std::size_t kMaxExtensions = 32;
 
 Error bad(std::string_view what, std::string_view text) {
-  return make_error(ErrorCode::SyntaxError, "bad candidate: " + std::string(what) + ": " + quote(text));
+  return make_error(ErrorCode::SyntaxError,
+                    "bad candidate: " + std::string(what) + ": " + quote(text));
 }
 
 }  // namespace
@@ -34,8 +35,9 @@ Error bad(std::string_view what, std::string_view text) {
 // plus RFC 6544: "tcptype" SP ("active" / "passive" / "so").
 Result<Candidate> parse_candidate(std::string_view text) {
   if (text.size() > kMaxCandidateLength) {
-    return make_error(ErrorCode::SyntaxError, "bad candidate: too long (" + std::to_string(text.size()) + " bytes, max " +
-                      std::to_string(kMaxCandidateLength) + ")");
+    return make_error(ErrorCode::SyntaxError, "bad candidate: too long (" +
+                                                  std::to_string(text.size()) + " bytes, max " +
+                                                  std::to_string(kMaxCandidateLength) + ")");
   }
   std::string_view body = detail::trim(text);
   if (body.substr(0, 2) == "a=") body.remove_prefix(2);

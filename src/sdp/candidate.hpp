@@ -17,11 +17,11 @@
 namespace rtcmesh::sdp {
 
 struct Candidate {
-  std::string foundation;       // 1*32 ice-char
-  uint32_t component = 1;       // 1..256
-  std::string transport;        // lower-cased: "udp" or "tcp" (others rejected)
+  std::string foundation;  // 1*32 ice-char
+  uint32_t component = 1;  // 1..256
+  std::string transport;   // lower-cased: "udp" or "tcp" (others rejected)
   uint32_t priority = 0;
-  std::string address;          // IPv4, IPv6 or an mDNS/host name (kept as given)
+  std::string address;  // IPv4, IPv6 or an mDNS/host name (kept as given)
   uint16_t port = 0;
   std::string type;             // "host", "srflx", "prflx" or "relay"
   std::string related_address;  // raddr, empty when absent

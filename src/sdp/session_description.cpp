@@ -58,8 +58,8 @@ struct Line {
 };
 
 Error line_error(const Line& line, std::string_view what) {
-  return make_error(ErrorCode::SyntaxError, "line " + std::to_string(line.number) + ": " + std::string(what) + ": " +
-                    quote(line.text));
+  return make_error(ErrorCode::SyntaxError, "line " + std::to_string(line.number) + ": " +
+                                                std::string(what) + ": " + quote(line.text));
 }
 
 // An a= line split at the first ':' (RFC 8866 section 5.13: a=<attribute>[:<value>]).
@@ -252,7 +252,8 @@ std::optional<Error> apply_application_attribute(const Line& line, ApplicationSe
     }
     auto candidate = parse_candidate(line.text);
     if (!candidate) {
-      return make_error(ErrorCode::SyntaxError, "line " + std::to_string(line.number) + ": " + candidate.error().message);
+      return make_error(ErrorCode::SyntaxError,
+                        "line " + std::to_string(line.number) + ": " + candidate.error().message);
     }
     s.candidates.push_back(std::move(candidate.value()));
     return std::nullopt;
@@ -357,9 +358,10 @@ Result<std::vector<Line>> split_lines(std::string_view text) {
   while (!lines.empty() && lines.back().text.empty()) lines.pop_back();
   for (Line& line : lines) {
     if (line.text.size() > kMaxLineLength) {
-      return make_error(ErrorCode::SyntaxError, "line " + std::to_string(line.number) + ": line too long (" +
-                        std::to_string(line.text.size()) + " bytes, max " +
-                        std::to_string(kMaxLineLength) + "): " + quote(line.text, 40));
+      return make_error(ErrorCode::SyntaxError,
+                        "line " + std::to_string(line.number) + ": line too long (" +
+                            std::to_string(line.text.size()) + " bytes, max " +
+                            std::to_string(kMaxLineLength) + "): " + quote(line.text, 40));
     }
     if (line.text.empty()) return line_error(line, "empty line");
     for (char ch : line.text) {
@@ -422,8 +424,9 @@ bool is_data_channel_proto(std::string_view proto, bool& legacy) {
 
 Result<SessionDescription> parse(std::string_view text) {
   if (text.size() > kMaxSdpSize) {
-    return make_error(ErrorCode::SyntaxError, "SDP too large: " + std::to_string(text.size()) + " bytes (max " +
-                      std::to_string(kMaxSdpSize) + ")");
+    return make_error(ErrorCode::SyntaxError, "SDP too large: " + std::to_string(text.size()) +
+                                                  " bytes (max " + std::to_string(kMaxSdpSize) +
+                                                  ")");
   }
   auto split = split_lines(text);
   if (!split) return split.error();

@@ -22,7 +22,7 @@
 namespace rtcmesh::sdp {
 
 enum class Type { Offer, Answer, Pranswer, Rollback };
-std::string_view to_string(Type type);                 // "offer", "answer", "pranswer", "rollback"
+std::string_view to_string(Type type);                  // "offer", "answer", "pranswer", "rollback"
 std::optional<Type> parse_type(std::string_view text);  // inverse of to_string
 
 // a=setup (RFC 4145 / RFC 8842).
@@ -38,9 +38,9 @@ struct Fingerprint {
 // An m= section that is not our data channel (audio, video, a second application
 // section...). We keep enough to reject it in an answer (port 0) with the same mid.
 struct OtherMedia {
-  std::string media;   // "audio", "video", ...
-  std::string proto;   // e.g. "UDP/TLS/RTP/SAVPF"
-  std::string formats; // rest of the m= line after proto
+  std::string media;    // "audio", "video", ...
+  std::string proto;    // e.g. "UDP/TLS/RTP/SAVPF"
+  std::string formats;  // rest of the m= line after proto
   std::string mid;
   bool operator==(const OtherMedia&) const = default;
 };
@@ -54,15 +54,15 @@ struct SessionDescription {
   // The data-channel (m=application) section. ICE/DTLS attributes may appear at
   // session level or media level in the input; media level wins. The parser
   // fills these from whichever is present.
-  std::string mid = "0";            // a=mid; parse() leaves it empty when absent
-  bool legacy_sctpmap = false;       // input used `DTLS/SCTP` + `a=sctpmap`
-  std::string ice_ufrag;             // required
-  std::string ice_pwd;               // required
-  bool ice_trickle = false;          // a=ice-options has the tag "trickle" (SP or "," lists)
-  bool ice_lite = false;             // a=ice-lite
+  std::string mid = "0";                  // a=mid; parse() leaves it empty when absent
+  bool legacy_sctpmap = false;            // input used `DTLS/SCTP` + `a=sctpmap`
+  std::string ice_ufrag;                  // required
+  std::string ice_pwd;                    // required
+  bool ice_trickle = false;               // a=ice-options has the tag "trickle" (SP or "," lists)
+  bool ice_lite = false;                  // a=ice-lite
   std::vector<Fingerprint> fingerprints;  // at least one required
-  std::optional<Setup> setup;        // absent is allowed (treated as actpass in offers)
-  uint16_t sctp_port = 5000;         // a=sctp-port (or the sctpmap number)
+  std::optional<Setup> setup;             // absent is allowed (treated as actpass in offers)
+  uint16_t sctp_port = 5000;              // a=sctp-port (or the sctpmap number)
   // a=max-message-size. Absent means 65536 (RFC 8841 section 6.1); 0 means unlimited.
   std::optional<uint64_t> max_message_size;
   std::vector<Candidate> candidates;
@@ -81,11 +81,11 @@ struct SessionDescription {
 };
 
 // Limits on untrusted input; anything larger is rejected with an Error.
-inline constexpr std::size_t kMaxSdpSize = 64 * 1024;    // bytes
-inline constexpr std::size_t kMaxLineLength = 4096;      // bytes per line
-inline constexpr std::size_t kMaxCandidates = 1024;      // in our section
-inline constexpr std::size_t kMaxFingerprints = 16;      // per level
-inline constexpr std::size_t kMaxMediaSections = 256;    // m= lines
+inline constexpr std::size_t kMaxSdpSize = 64 * 1024;  // bytes
+inline constexpr std::size_t kMaxLineLength = 4096;    // bytes per line
+inline constexpr std::size_t kMaxCandidates = 1024;    // in our section
+inline constexpr std::size_t kMaxFingerprints = 16;    // per level
+inline constexpr std::size_t kMaxMediaSections = 256;  // m= lines
 
 // Requires: v=0, o=, s= as the first three lines, t= before the first m=, and a
 // usable data-channel section: m=application with UDP/DTLS/SCTP (or TCP/DTLS/SCTP)
@@ -104,8 +104,8 @@ Result<SessionDescription> parse(std::string_view text);
 // application_index), keeping their mids, and are left out of the BUNDLE group.
 // For any value parse() returned, parse(serialize(d)) succeeds and equals d except
 // that legacy_sctpmap becomes false (checked by fuzz/sdp_fuzzer.cpp; the only
-// exception is output grown past kMaxSdpSize, e.g. a ~64 KiB LF-only input). Hand-built descriptions must hold valid
-// tokens (non-empty ufrag/pwd, no spaces or line breaks in strings).
+// exception is output grown past kMaxSdpSize, e.g. a ~64 KiB LF-only input). Hand-built
+// descriptions must hold valid tokens (non-empty ufrag/pwd, no spaces or line breaks in strings).
 std::string serialize(const SessionDescription& description);
 
 }  // namespace rtcmesh::sdp

@@ -485,14 +485,16 @@ std::string insert_line(int number, const std::string& text) {  // becomes line 
   return join(lines);
 }
 
-TEST(SdpReject, BaseIsValid) { parse_ok(join(base_lines())); }
+TEST(SdpReject, BaseIsValid) {
+  parse_ok(join(base_lines()));
+}
 
 // RFC 8839 separates ice-option tags with SP; libdatachannel writes commas, older
 // Chromium "google-ice". Any token is a tag, only "trickle" matters.
 TEST(SdpParse, IceOptionsSeparatedBySpacesOrCommas) {
   const std::vector<std::pair<std::string, bool>> cases = {
-      {"a=ice-options:ice2,trickle", true},   {"a=ice-options:ice2 trickle", true},
-      {"a=ice-options:trickle, ice2", true},  {"a=ice-options:trickle", true},
+      {"a=ice-options:ice2,trickle", true},       {"a=ice-options:ice2 trickle", true},
+      {"a=ice-options:trickle, ice2", true},      {"a=ice-options:trickle", true},
       {"a=ice-options:ice2,renomination", false}, {"a=ice-options:google-ice", false},
       {"a=ice-options:trickle,", true},
   };
@@ -510,9 +512,10 @@ TEST(SdpParse, IceOptionsSeparatedBySpacesOrCommas) {
 // Every a=setup value from either side; what a value means for an offer or an
 // answer is decided in src/peer (RFC 8842), not here.
 TEST(SdpParse, EverySetupValueAtEitherLevel) {
-  const std::vector<std::pair<std::string, sdp::Setup>> cases = {
-      {"actpass", Setup::ActPass}, {"active", Setup::Active}, {"passive", Setup::Passive},
-      {"ACTIVE", Setup::Active}};
+  const std::vector<std::pair<std::string, sdp::Setup>> cases = {{"actpass", Setup::ActPass},
+                                                                 {"active", Setup::Active},
+                                                                 {"passive", Setup::Passive},
+                                                                 {"ACTIVE", Setup::Active}};
   for (const auto& [value, setup] : cases) {
     SCOPED_TRACE(value);
     EXPECT_EQ(parse_ok(replace_line(14, "a=setup:" + value)).setup, setup);
@@ -570,7 +573,9 @@ struct BadSdp {
   const char* what;  // expected somewhere in the message
 };
 
-std::ostream& operator<<(std::ostream& os, const BadSdp& b) { return os << b.name; }
+std::ostream& operator<<(std::ostream& os, const BadSdp& b) {
+  return os << b.name;
+}
 
 class SdpRejects : public testing::TestWithParam<BadSdp> {};
 

@@ -3,9 +3,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -64,7 +64,8 @@ Result<HubUrl> parse_hub_url(std::string_view url) {
   auto authority = rest.substr(0, slash);
   out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (out.target.front() == '?') out.target = "/" + out.target;
-  if (authority.find('@') != std::string_view::npos) return make_error("hub URL must not hold credentials");
+  if (authority.find('@') != std::string_view::npos)
+    return make_error("hub URL must not hold credentials");
   if (authority.empty()) return make_error("hub URL has no host");
   std::string_view port;
   if (authority.front() == '[') {
@@ -108,9 +109,12 @@ std::chrono::milliseconds reconnect_delay(std::chrono::milliseconds interval, in
 
 const char* to_string(HubState state) {
   switch (state) {
-    case HubState::Connected: return "connected";
-    case HubState::Disconnected: return "disconnected";
-    case HubState::Reconnecting: return "reconnecting";
+    case HubState::Connected:
+      return "connected";
+    case HubState::Disconnected:
+      return "disconnected";
+    case HubState::Reconnecting:
+      return "reconnecting";
   }
   return "?";
 }
@@ -119,8 +123,12 @@ const char* to_string(HubState state) {
 // constructor, start(), send() and stop(), which only post to it.
 struct Client::Impl : std::enable_shared_from_this<Impl> {
   Impl(ClientOptions o, ClientCallbacks c)
-      : options(std::move(o)), callbacks(std::move(c)), tls(ssl::context::tls_client),
-        backoff_timer(io), wake_writer(io), heartbeat_timer(io) {}
+      : options(std::move(o)),
+        callbacks(std::move(c)),
+        tls(ssl::context::tls_client),
+        backoff_timer(io),
+        wake_writer(io),
+        heartbeat_timer(io) {}
 
   ClientOptions options;
   ClientCallbacks callbacks;
@@ -170,7 +178,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 };
 
 nlohmann::json Client::Impl::join_message() const {
-  nlohmann::json j{{"type", "join"}, {"id", "join"}, {"room", options.room}, {"peer", options.peer}};
+  nlohmann::json j{
+      {"type", "join"}, {"id", "join"}, {"room", options.room}, {"peer", options.peer}};
   if (!options.metadata.is_null()) j["metadata"] = options.metadata;
   if (!options.token.empty()) j["token"] = options.token;
   if (!resume.empty()) j["resume"] = resume;
@@ -178,7 +187,8 @@ nlohmann::json Client::Impl::join_message() const {
 }
 
 template <class Stream>
-awaitable<std::optional<std::string>> Client::Impl::http_get(Stream& stream, const std::string& target) {
+awaitable<std::optional<std::string>> Client::Impl::http_get(Stream& stream,
+                                                             const std::string& target) {
   http::request<http::empty_body> req{http::verb::get, target, 11};
   req.set(http::field::host, url.host);
   req.set(http::field::user_agent, rtcmesh::kAgent);
@@ -247,9 +257,11 @@ void Client::Impl::handle(const std::string& text, uint64_t gen) {
     peer_timeout = ms("peer_timeout", peer_timeout);
     asio::co_spawn(io, heartbeat(gen), asio::detached);
   } else if (type == "error" && j.contains("ref") && j["ref"] == "join") {
-    std::string code = j.contains("code") && j["code"].is_string() ? j["code"].get<std::string>() : "?";
+    std::string code =
+        j.contains("code") && j["code"].is_string() ? j["code"].get<std::string>() : "?";
     std::string message = "hub refused join: " + code;
-    if (j.contains("message") && j["message"].is_string()) message += " (" + j["message"].get<std::string>() + ")";
+    if (j.contains("message") && j["message"].is_string())
+      message += " (" + j["message"].get<std::string>() + ")";
     if (code == "unauthorized" || code == "invalid_id" || code == "bad_message") {
       fatal = true;
       if (callbacks.on_fatal) callbacks.on_fatal(message);
@@ -309,10 +321,10 @@ awaitable<void> Client::Impl::session(std::shared_ptr<Stream> ws, uint64_t gen) 
   timeouts.idle_timeout = websocket::stream_base::none();
   timeouts.keep_alive_pings = false;
   ws->set_option(timeouts);
-  ws->set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
-    req.set(http::field::user_agent, rtcmesh::kAgent);
-  }));
-  std::string host_header = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  ws->set_option(websocket::stream_base::decorator(
+      [](websocket::request_type& req) { req.set(http::field::user_agent, rtcmesh::kAgent); }));
+  std::string host_header =
+      url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
   co_await ws->async_handshake(host_header + ":" + url.port, url.target, use_awaitable);
   beast::get_lowest_layer(*ws).expires_never();
   std::weak_ptr<Stream> weak = ws;
@@ -328,8 +340,10 @@ awaitable<void> Client::Impl::session(std::shared_ptr<Stream> ws, uint64_t gen) 
   if (options.fetch_ice_servers) {
     if (auto body = co_await fetch_ice_servers()) {
       auto j = nlohmann::json::parse(*body, nullptr, false);
-      if (!j.is_discarded() && j.is_object() && callbacks.on_ice_servers) callbacks.on_ice_servers(j);
-      else if (j.is_discarded() || !j.is_object()) error("/api/ice-servers: not a JSON object");
+      if (!j.is_discarded() && j.is_object() && callbacks.on_ice_servers)
+        callbacks.on_ice_servers(j);
+      else if (j.is_discarded() || !j.is_object())
+        error("/api/ice-servers: not a JSON object");
     }
     if (gen != generation || stopping) co_return;
   }
@@ -361,12 +375,14 @@ awaitable<void> Client::Impl::run() {
       tcp::resolver resolver(io);
       auto endpoints = co_await resolver.async_resolve(url.host, url.port, use_awaitable);
       if (url.tls) {
-        auto ws = std::make_shared<websocket::stream<beast::ssl_stream<beast::tcp_stream>>>(io, tls);
+        auto ws =
+            std::make_shared<websocket::stream<beast::ssl_stream<beast::tcp_stream>>>(io, tls);
         auto& lowest = beast::get_lowest_layer(*ws);
         lowest.expires_after(std::chrono::seconds(10));
         co_await lowest.async_connect(endpoints, use_awaitable);
         SSL_set_tlsext_host_name(ws->next_layer().native_handle(), url.host.c_str());
-        if (options.verify_tls) ws->next_layer().set_verify_callback(ssl::host_name_verification(url.host));
+        if (options.verify_tls)
+          ws->next_layer().set_verify_callback(ssl::host_name_verification(url.host));
         co_await ws->next_layer().async_handshake(ssl::stream_base::client, use_awaitable);
         was_connected = true;
         co_await session(ws, gen);
@@ -379,8 +395,10 @@ awaitable<void> Client::Impl::run() {
         co_await session(ws, gen);
       }
     } catch (const boost::system::system_error& e) {
-      if (!stopping && e.code() != websocket::error::closed) error(std::string("hub connection: ") + e.what());
-      else if (!stopping) error("hub closed the connection");
+      if (!stopping && e.code() != websocket::error::closed)
+        error(std::string("hub connection: ") + e.what());
+      else if (!stopping)
+        error("hub closed the connection");
     } catch (const std::exception& e) {
       if (!stopping) error(std::string("hub connection: ") + e.what());
     }
@@ -395,8 +413,8 @@ awaitable<void> Client::Impl::run() {
     if (was_connected) state(HubState::Disconnected);
     was_connected = false;
     std::uniform_real_distribution<double> jitter(0.0, 1.0);
-    auto delay = reconnect_delay(options.reconnect_interval, attempt++, options.max_reconnect_interval,
-                                 jitter(rng));
+    auto delay = reconnect_delay(options.reconnect_interval, attempt++,
+                                 options.max_reconnect_interval, jitter(rng));
     backoff_timer.expires_after(delay);
     beast::error_code ec;
     co_await backoff_timer.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -409,7 +427,9 @@ awaitable<void> Client::Impl::run() {
 Client::Client(ClientOptions options, ClientCallbacks callbacks)
     : impl_(std::make_shared<Impl>(std::move(options), std::move(callbacks))) {}
 
-Client::~Client() { stop(); }
+Client::~Client() {
+  stop();
+}
 
 void Client::start() {
   if (impl_->thread.joinable()) return;

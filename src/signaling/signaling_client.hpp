@@ -51,7 +51,7 @@ struct ClientOptions {
   std::chrono::milliseconds max_reconnect_interval{30000};
   size_t max_frame = 64 * 1024;  // received frames larger than this close the socket
   bool fetch_ice_servers = true;
-  std::string ca_file;           // extra CA for wss:// (PEM); system CAs are trusted too
+  std::string ca_file;  // extra CA for wss:// (PEM); system CAs are trusted too
   bool verify_tls = true;
 };
 

@@ -34,8 +34,8 @@ TEST(HubUrl, ParsesWsAndWss) {
 }
 
 TEST(HubUrl, RejectsBadUrls) {
-  for (const char* bad : {"", "127.0.0.1:8000", "ftp://x/", "ws://", "ws://:80/", "ws://h:0/", "ws://h:99999/",
-                          "ws://h:8a/", "ws://user:pw@h/", "ws://[::1/"}) {
+  for (const char* bad : {"", "127.0.0.1:8000", "ftp://x/", "ws://", "ws://:80/", "ws://h:0/",
+                          "ws://h:99999/", "ws://h:8a/", "ws://user:pw@h/", "ws://[::1/"}) {
     EXPECT_FALSE(parse_hub_url(bad)) << bad;
   }
 }

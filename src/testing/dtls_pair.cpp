@@ -19,9 +19,13 @@ std::vector<dtls::RemoteFingerprint> sha256_of(const std::shared_ptr<Certificate
   return {{"sha-256", cert->fingerprint_sha256()}};
 }
 
-DtlsPair::DtlsPair() : cert_a(make_certificate()), cert_b(make_certificate()) { make_link(); }
+DtlsPair::DtlsPair() : cert_a(make_certificate()), cert_b(make_certificate()) {
+  make_link();
+}
 
-DtlsPair::~DtlsPair() { destroy_all(); }
+DtlsPair::~DtlsPair() {
+  destroy_all();
+}
 
 void DtlsPair::make_link() {
   link = std::make_unique<MemoryLink>(executor);
@@ -49,17 +53,19 @@ void DtlsPair::reset_pair() {
   make_link();
 }
 
-void DtlsPair::create(DtlsSide& side, MemoryLink::End& end, const std::shared_ptr<Certificate>& cert,
-                      Role role, std::vector<dtls::RemoteFingerprint> remote) {
-  side.transport = std::make_unique<DtlsTransport>(
-      executor, end, cert, role, std::move(remote), [this, &side](State state, const std::string& error) {
-        side.states.push_back(state);
-        if (state == State::Failed) side.error = error;
-        if (state == State::Connected) {
-          side.connected_at = executor.now();
-          if (side.destroy_on_connected) side.transport.reset();
-        }
-      });
+void DtlsPair::create(DtlsSide& side, MemoryLink::End& end,
+                      const std::shared_ptr<Certificate>& cert, Role role,
+                      std::vector<dtls::RemoteFingerprint> remote) {
+  side.transport =
+      std::make_unique<DtlsTransport>(executor, end, cert, role, std::move(remote),
+                                      [this, &side](State state, const std::string& error) {
+                                        side.states.push_back(state);
+                                        if (state == State::Failed) side.error = error;
+                                        if (state == State::Connected) {
+                                          side.connected_at = executor.now();
+                                          if (side.destroy_on_connected) side.transport.reset();
+                                        }
+                                      });
   side.transport->set_receiver([&side](ByteSpan p) {
     side.received.emplace_back(p.begin(), p.end());
     if (side.destroy_on_receive) side.transport.reset();

@@ -43,9 +43,8 @@ TEST(ManualExecutor, AdvanceFiresTimersInDueOrderAtTheirDueTime) {
   const auto start = executor.now();
   std::vector<std::string> fired;
   auto record = [&](const std::string& name) {
-    return [&, name] {
-      fired.push_back(name + "@" + std::to_string((executor.now() - start) / 1ms));
-    };
+    return
+        [&, name] { fired.push_back(name + "@" + std::to_string((executor.now() - start) / 1ms)); };
   };
   executor.post_after(30ms, record("c"));
   executor.post_after(10ms, record("a"));

@@ -31,13 +31,16 @@ class PeerPair {
   // candidate; set it before wire_candidates(). Unset: refusals are ignored.
   std::function<void(const Error&)> on_candidate_error;
 
-  explicit PeerPair(const Configuration& a = loopback_config(), const Configuration& b = loopback_config()) {
+  explicit PeerPair(const Configuration& a = loopback_config(),
+                    const Configuration& b = loopback_config()) {
     auto oa = PeerConnection::create(a);
     auto ob = PeerConnection::create(b);
     if (oa) offerer = oa.value();
     if (ob) answerer = ob.value();
-    if (!oa) created = oa.error();
-    else if (!ob) created = ob.error();
+    if (!oa)
+      created = oa.error();
+    else if (!ob)
+      created = ob.error();
   }
   ~PeerPair() {
     if (offerer) offerer->close();

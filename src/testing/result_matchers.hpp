@@ -17,13 +17,14 @@ template <class R>
 }
 
 template <class R>
-::testing::AssertionResult result_has_error(const char* text, const char*, const R& result, ErrorCode code) {
+::testing::AssertionResult result_has_error(const char* text, const char*, const R& result,
+                                            ErrorCode code) {
   if (result.ok()) {
     return ::testing::AssertionFailure() << text << " succeeded; expected " << to_string(code);
   }
   if (result.error().code != code) {
-    return ::testing::AssertionFailure() << text << " failed with " << result.error() << "; expected "
-                                         << to_string(code);
+    return ::testing::AssertionFailure()
+           << text << " failed with " << result.error() << "; expected " << to_string(code);
   }
   return ::testing::AssertionSuccess();
 }
@@ -32,5 +33,7 @@ template <class R>
 
 #define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(::rtcmesh::testing::result_is_ok, expr)
 #define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(::rtcmesh::testing::result_is_ok, expr)
-#define ASSERT_ERROR(expr, code) ASSERT_PRED_FORMAT2(::rtcmesh::testing::result_has_error, expr, code)
-#define EXPECT_ERROR(expr, code) EXPECT_PRED_FORMAT2(::rtcmesh::testing::result_has_error, expr, code)
+#define ASSERT_ERROR(expr, code) \
+  ASSERT_PRED_FORMAT2(::rtcmesh::testing::result_has_error, expr, code)
+#define EXPECT_ERROR(expr, code) \
+  EXPECT_PRED_FORMAT2(::rtcmesh::testing::result_has_error, expr, code)

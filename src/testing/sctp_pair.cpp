@@ -17,7 +17,8 @@ sctp::Callbacks SctpEndpoint::callbacks() {
   cb.on_message = [this](uint16_t stream, uint32_t ppid, ByteSpan message) {
     {
       std::lock_guard<std::mutex> lock(mutex);
-      if (keep_data) messages.push_back({stream, ppid, std::vector<uint8_t>(message.begin(), message.end())});
+      if (keep_data)
+        messages.push_back({stream, ppid, std::vector<uint8_t>(message.begin(), message.end())});
       bytes += message.size();
       ++count;
       if (keep_data) log.push_back("m" + std::to_string(stream));

@@ -10,8 +10,12 @@ Status append(const nlohmann::json& v, std::string& out, int depth) {
   using T = nlohmann::json::value_t;
   if (depth > 32) return make_error("nested deeper than 32 levels");
   switch (v.type()) {
-    case T::null: out += "null"; return {};
-    case T::boolean: out += v.get<bool>() ? "true" : "false"; return {};
+    case T::null:
+      out += "null";
+      return {};
+    case T::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      return {};
     case T::number_integer: {
       int64_t n = v.get<int64_t>();
       if (n > kMaxSafeInteger || n < -kMaxSafeInteger) {

@@ -39,7 +39,8 @@ class PosixLogFile final : public LogFile {
   }
 
   IoStatus truncate(uint64_t size) override {
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return IoStatus::error(errno, "truncate", path_);
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+      return IoStatus::error(errno, "truncate", path_);
     if (::lseek(fd_, 0, SEEK_END) < 0) return IoStatus::error(errno, "seek", path_);
     return {};
   }

@@ -133,16 +133,26 @@ bool scan_record(std::string_view payload, RecordView& out) {
     std::string_view key;
     if (!sc.plain_string(key) || !sc.eat(':')) return false;
     bool ok;
-    if (key == "seq") ok = once(1) && sc.integer(out.seq);
-    else if (key == "ts_us") ok = once(2) && sc.integer(out.ts_us);
-    else if (key == "mono_us") ok = once(4) && sc.integer(out.mono_us);
-    else if (key == "v") ok = once(8) && sc.integer(out.v);
-    else if (key == "prev") ok = once(16) && sc.plain_string(prev);
-    else if (key == "event_type") ok = once(32) && sc.plain_string(out.event_type);
-    else if (key == "agent") ok = once(64) && sc.plain_string(out.agent);
-    else if (key == "data") ok = once(128) && sc.value(out.data_raw);
-    else if (key == "metadata") ok = once(256) && sc.value(out.metadata_raw);
-    else return false;  // unknown key: let the full parser judge
+    if (key == "seq")
+      ok = once(1) && sc.integer(out.seq);
+    else if (key == "ts_us")
+      ok = once(2) && sc.integer(out.ts_us);
+    else if (key == "mono_us")
+      ok = once(4) && sc.integer(out.mono_us);
+    else if (key == "v")
+      ok = once(8) && sc.integer(out.v);
+    else if (key == "prev")
+      ok = once(16) && sc.plain_string(prev);
+    else if (key == "event_type")
+      ok = once(32) && sc.plain_string(out.event_type);
+    else if (key == "agent")
+      ok = once(64) && sc.plain_string(out.agent);
+    else if (key == "data")
+      ok = once(128) && sc.value(out.data_raw);
+    else if (key == "metadata")
+      ok = once(256) && sc.value(out.metadata_raw);
+    else
+      return false;  // unknown key: let the full parser judge
     if (!ok) return false;
     if (sc.eat('}')) break;
     if (!sc.eat(',')) return false;

@@ -4,11 +4,11 @@
 #include <cstring>
 #include <ctime>
 
-#include "identity/identity.hpp"
-#include "witness/canonical_json.hpp"
 #include "base/crc32c.hpp"
 #include "base/json_string.hpp"
 #include "base/utf8.hpp"
+#include "identity/identity.hpp"
+#include "witness/canonical_json.hpp"
 
 namespace rtcmesh::witness {
 
@@ -110,8 +110,10 @@ Status build_record(const RecordInput& in, std::string& out) {
   static const nlohmann::json empty = nlohmann::json::object();
   const auto& data = in.data && !in.data->is_null() ? *in.data : empty;
   const auto& metadata = in.metadata && !in.metadata->is_null() ? *in.metadata : empty;
-  if (!data.is_object() || !metadata.is_object()) return make_error("data and metadata must be objects");
-  if (!base::is_valid_utf8(in.event_type) || !base::is_valid_utf8(in.agent)) return make_error("not UTF-8");
+  if (!data.is_object() || !metadata.is_object())
+    return make_error("data and metadata must be objects");
+  if (!base::is_valid_utf8(in.event_type) || !base::is_valid_utf8(in.agent))
+    return make_error("not UTF-8");
   if (in.seq > static_cast<uint64_t>(kMaxSafeInteger)) return make_error("seq too large");
   out += "{\"agent\":";
   base::append_json_string(out, in.agent);

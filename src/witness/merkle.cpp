@@ -19,7 +19,9 @@ Hash node_hash(const Hash& left, const Hash& right) {
   return h.finish();
 }
 
-Hash empty_root() { return crypto::sha256(""); }
+Hash empty_root() {
+  return crypto::sha256("");
+}
 
 static Hash reference(const Hash* leaves, size_t n) {
   if (n == 1) return leaves[0];

@@ -49,14 +49,16 @@ bool mentions_peer(const nlohmann::json& j, const std::string& peer) {
 
 bool matches(const QueryFilter& filter, const Record& r) {
   if (!filter.type.empty() && r.event_type != filter.type) return false;
-  if (!filter.peer.empty() && !mentions_peer(r.data, filter.peer) && !mentions_peer(r.metadata, filter.peer)) {
+  if (!filter.peer.empty() && !mentions_peer(r.data, filter.peer) &&
+      !mentions_peer(r.metadata, filter.peer)) {
     return false;
   }
   return r.ts_us >= filter.since_us;
 }
 
-QueryResult query_log(std::string_view log, const QueryFilter& filter,
-                      const std::function<void(const Record&, std::string_view payload)>& on_match) {
+QueryResult query_log(
+    std::string_view log, const QueryFilter& filter,
+    const std::function<void(const Record&, std::string_view payload)>& on_match) {
   QueryResult result;
   FrameReader reader(log);
   result.is_log = reader.magic_ok();

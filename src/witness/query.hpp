@@ -18,8 +18,8 @@
 namespace rtcmesh::witness {
 
 struct QueryFilter {
-  std::string type;      // event_type, "" = any
-  std::string peer;      // a peer id in data/metadata (peer_id, peer, remote_peer, from, to); "" = any
+  std::string type;  // event_type, "" = any
+  std::string peer;  // a peer id in data/metadata (peer_id, peer, remote_peer, from, to); "" = any
   int64_t since_us = 0;  // ts_us at or after this
 };
 
@@ -32,7 +32,7 @@ bool mentions_peer(const nlohmann::json& j, const std::string& peer);
 bool matches(const QueryFilter& filter, const Record& record);
 
 struct QueryResult {
-  bool is_log = false;   // false: the magic is missing (not a witness log)
+  bool is_log = false;  // false: the magic is missing (not a witness log)
   size_t matched = 0;
   // Frames that parse but hold no record (offsets), and where reading stopped
   // early (a torn tail, corrupt framing); "" when the log was read to its end.

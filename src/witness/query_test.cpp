@@ -38,7 +38,8 @@ TEST(WitnessQuery, SinceAcceptsUnixSecondsAndUtcTimes) {
   EXPECT_EQ(*parse_since("1700000000"), 1700000000LL * 1000000);
   EXPECT_EQ(*parse_since("2023-11-14T22:13:20Z"), 1700000000LL * 1000000);
   EXPECT_EQ(*parse_since("2023-11-14T22:13:20"), 1700000000LL * 1000000);
-  for (const char* bad : {"", "yesterday", "2023-11-14", "2023-11-14T22:13:20+01:00", "-5", "99999999999999999999"}) {
+  for (const char* bad :
+       {"", "yesterday", "2023-11-14", "2023-11-14T22:13:20+01:00", "-5", "99999999999999999999"}) {
     EXPECT_FALSE(parse_since(bad).ok()) << bad;
   }
   EXPECT_EQ(iso_time(1700000000LL * 1000000 + 42), "2023-11-14T22:13:20.000042Z");
@@ -47,10 +48,10 @@ TEST(WitnessQuery, SinceAcceptsUnixSecondsAndUtcTimes) {
 TEST(WitnessQuery, FiltersByTypePeerAndTime) {
   Built log;
   log.add("webrtc_connection_state", 1000, {{"peer_id", "alice"}, {"to", "connected"}});  // 0
-  log.add("hub_join", 2000, {{"room", "r"}}, {{"peer", "bob"}});                         // 1
-  log.add("chat", 3000, {{"from", "alice"}, {"n", 1}});                                  // 2
-  log.add("chat", 4000, {{"to", "bob"}, {"peer_id", 7}});                                // 3: a non-string id
-  log.add("webrtc_connection_state", 5000, {{"remote_peer", "alice"}});                  // 4
+  log.add("hub_join", 2000, {{"room", "r"}}, {{"peer", "bob"}});                          // 1
+  log.add("chat", 3000, {{"from", "alice"}, {"n", 1}});                                   // 2
+  log.add("chat", 4000, {{"to", "bob"}, {"peer_id", 7}});                // 3: a non-string id
+  log.add("webrtc_connection_state", 5000, {{"remote_peer", "alice"}});  // 4
 
   EXPECT_EQ(seqs(log.bytes, {}), (std::vector<int64_t>{0, 1, 2, 3, 4}));
   EXPECT_EQ(seqs(log.bytes, {"chat", "", 0}), (std::vector<int64_t>{2, 3}));
@@ -75,7 +76,8 @@ TEST(WitnessQuery, ReportsATornTailAndANonLog) {
   EXPECT_FALSE(r.stopped.empty());
 
   bool called = false;
-  auto nolog = query_log("not a witness log", {}, [&](const Record&, std::string_view) { called = true; });
+  auto nolog =
+      query_log("not a witness log", {}, [&](const Record&, std::string_view) { called = true; });
   EXPECT_FALSE(nolog.is_log);
   EXPECT_FALSE(called);
   QueryResult whole;

@@ -17,9 +17,12 @@ namespace rtcmesh::witness {
 
 const char* to_string(IoProblem::Kind kind) {
   switch (kind) {
-    case IoProblem::Kind::Retrying: return "retrying";
-    case IoProblem::Kind::Recovered: return "recovered";
-    case IoProblem::Kind::Sealed: return "sealed";
+    case IoProblem::Kind::Retrying:
+      return "retrying";
+    case IoProblem::Kind::Recovered:
+      return "recovered";
+    case IoProblem::Kind::Sealed:
+      return "sealed";
   }
   return "?";
 }
@@ -39,7 +42,9 @@ struct Pending {
 
 // Space may come back (a cleaner, a quota raised): worth a retry. Anything else
 // means the device or the file system failed.
-bool disk_full(int code) { return code == ENOSPC || code == EDQUOT; }
+bool disk_full(int code) {
+  return code == ENOSPC || code == EDQUOT;
+}
 
 }  // namespace
 
@@ -57,8 +62,8 @@ struct Recorder::Impl {
   uint64_t since_checkpoint = 0;
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
   uint64_t dropped_reported = 0;
-  std::string buffer, scratch;  // buffer: records built, not yet durable
-  uint64_t file_size = 0;       // bytes durable in the file (where a short write is cut back to)
+  std::string buffer, scratch;    // buffer: records built, not yet durable
+  uint64_t file_size = 0;         // bytes durable in the file (where a short write is cut back to)
   std::vector<Pending> inflight;  // the accepted events whose records are in `buffer`
   nlohmann::json pending_latest;  // a checkpoint in `buffer`, published once durable
   // A disk-full outage: its first error, when it began, failed attempts.
@@ -89,8 +94,8 @@ struct Recorder::Impl {
       nlohmann::json err = {{"event_type", base::is_valid_utf8(type) ? std::string(type) : "?"},
                             {"error", st.error().message}};
       scratch.clear();
-      RecordInput e{next_seq, last_hash, id->node_id(), "witness_unencodable_event", ts, mono,
-                    &err, nullptr};
+      RecordInput e{next_seq, last_hash, id->node_id(), "witness_unencodable_event",
+                    ts,       mono,      &err,          nullptr};
       if (auto st2 = build_record(e, scratch); !st2) fatal("witness: " + st2.error().message);
     }
     append_frame(scratch, buffer);
@@ -117,7 +122,8 @@ struct Recorder::Impl {
   }
 
   RecorderStats stats_locked() const {
-    return {accepted, rejected, durable, records, batches, checkpoints, io_errors, retrying, sealed, lost};
+    return {accepted,    rejected,  durable,  records, batches,
+            checkpoints, io_errors, retrying, sealed,  lost};
   }
 
   enum class Outcome { Written, Retry, Seal };
@@ -167,7 +173,8 @@ struct Recorder::Impl {
     if (opt.on_batch) opt.on_batch(events, write_sync, after);
     if (opt.on_recorded && events) {
       const int64_t now = monotonic_us();
-      for (const auto& p : inflight) opt.on_recorded(p.type, std::chrono::microseconds(now - p.mono_us));
+      for (const auto& p : inflight)
+        opt.on_recorded(p.type, std::chrono::microseconds(now - p.mono_us));
     }
     inflight.clear();
   }
@@ -207,13 +214,13 @@ struct Recorder::Impl {
     }
     report(IoProblem::Kind::Retrying, failure,
            failure.message + "; keeping " + std::to_string(waiting) +
-               " accepted events in memory and retrying every " + std::to_string(opt.retry_interval.count()) +
-               " ms");
+               " accepted events in memory and retrying every " +
+               std::to_string(opt.retry_interval.count()) + " ms");
   }
 
   void recovered() {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                          outage_since);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - outage_since);
     outage_report = {{"error", outage.message},
                      {"errno", outage.code},
                      {"failed_attempts", outage_attempts},
@@ -238,8 +245,9 @@ struct Recorder::Impl {
       retrying = false;
       lost = accepted - durable;
       queue.clear();
-      message = failure.message + (why.empty() ? "" : " (" + why + ")") + "; the witness log is sealed: " +
-                std::to_string(lost) + " accepted events are not durable and nothing more is recorded";
+      message = failure.message + (why.empty() ? "" : " (" + why + ")") +
+                "; the witness log is sealed: " + std::to_string(lost) +
+                " accepted events are not durable and nothing more is recorded";
       io_error = message;
     }
     cv_durable.notify_all();
@@ -294,8 +302,10 @@ struct Recorder::Impl {
         // Group commit window: let a trickle of events gather into one write and
         // one fdatasync (PostgreSQL's commit_delay), so a busy connection costs
         // a few hundred syncs and wake-ups a second, not one per event.
-        if (!queue.empty() && !stopping && opt.commit_delay.count() > 0 && queue.size() < opt.max_batch) {
-          cv_work.wait_for(lock, opt.commit_delay, [&] { return stopping || queue.size() >= opt.max_batch; });
+        if (!queue.empty() && !stopping && opt.commit_delay.count() > 0 &&
+            queue.size() < opt.max_batch) {
+          cv_work.wait_for(lock, opt.commit_delay,
+                           [&] { return stopping || queue.size() >= opt.max_batch; });
         }
         if (checkpoint_requested) {
           checkpoint_requested = false;
@@ -324,7 +334,8 @@ struct Recorder::Impl {
         dropped_reported = rejected_now;
       }
       if (since_checkpoint > 0 &&
-          (stop || requested || std::chrono::steady_clock::now() - last_checkpoint >= opt.checkpoint_interval)) {
+          (stop || requested ||
+           std::chrono::steady_clock::now() - last_checkpoint >= opt.checkpoint_interval)) {
         append_checkpoint();
       }
       if (buffer.empty()) {
@@ -385,8 +396,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path,
     for (;;) {
       Frame f = reader.next();
       if (f.status == Frame::Status::End) break;
-      bool at_tail = f.status == Frame::Status::Torn ||
-                     (f.status == Frame::Status::Ok && !f.crc_ok && reader.position() == content.size());
+      bool at_tail =
+          f.status == Frame::Status::Torn ||
+          (f.status == Frame::Status::Ok && !f.crc_ok && reader.position() == content.size());
       if (at_tail) {
         info.truncated_bytes = content.size() - f.offset;
         break;
@@ -436,8 +448,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path,
                         {"last_good_seq", static_cast<int64_t>(info.records_found) - 1},
                         {"offset", good_end}};
     impl->append_record(kTypeRecovery, d, nullptr, ts, mono);
-    RTCMESH_LOG(Warn, "witness", path << ": removed a torn tail of " << info.truncated_bytes
-                                      << " bytes left by a crash");
+    RTCMESH_LOG(
+        Warn, "witness",
+        path << ": removed a torn tail of " << info.truncated_bytes << " bytes left by a crash");
   }
   impl->append_checkpoint();  // a signed head from the start, for peers and auditors
   {
@@ -466,7 +479,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path,
   return rec;
 }
 
-Recorder::~Recorder() { close(); }
+Recorder::~Recorder() {
+  close();
+}
 
 std::optional<uint64_t> Recorder::record(std::string event_type, nlohmann::json data,
                                          nlohmann::json metadata) {
@@ -498,7 +513,8 @@ uint64_t Recorder::durable_events() const {
 
 bool Recorder::wait_durable(uint64_t ticket, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
-  impl_->cv_durable.wait_for(lock, timeout, [&] { return impl_->durable > ticket || impl_->sealed; });
+  impl_->cv_durable.wait_for(lock, timeout,
+                             [&] { return impl_->durable > ticket || impl_->sealed; });
   return impl_->durable > ticket;
 }
 

@@ -44,10 +44,10 @@ struct RecorderStats {
   uint64_t records = 0;   // records in the log (all kinds, including earlier runs)
   uint64_t batches = 0;
   uint64_t checkpoints = 0;
-  uint64_t io_errors = 0;   // failed write/truncate/fdatasync calls
-  bool retrying = false;    // the disk is full: the pending batch is being retried
-  bool sealed = false;      // an I/O error ended writing (see io_error())
-  uint64_t lost = 0;        // accepted events that never became durable (sealed)
+  uint64_t io_errors = 0;  // failed write/truncate/fdatasync calls
+  bool retrying = false;   // the disk is full: the pending batch is being retried
+  bool sealed = false;     // an I/O error ended writing (see io_error())
+  uint64_t lost = 0;       // accepted events that never became durable (sealed)
 };
 
 // A change in the recorder's ability to write, for on_io_error.
@@ -58,8 +58,8 @@ struct IoProblem {
     Sealed,     // the log takes no more records
   };
   Kind kind;
-  int code = 0;          // errno of the failure (that of the outage for Recovered)
-  std::string message;   // "write /x/witness.log: No space left on device; ..."
+  int code = 0;              // errno of the failure (that of the outage for Recovered)
+  std::string message;       // "write /x/witness.log: No space left on device; ..."
   uint64_t not_durable = 0;  // accepted events not durable at that moment (Sealed: lost)
   uint64_t io_errors = 0;    // failed calls so far (RecorderStats::io_errors)
 };
@@ -86,7 +86,8 @@ struct RecorderOptions {
   // Called on the writer thread after each group commit: events in it (records
   // the writer added are not counted), the time write() + fdatasync() took, and
   // the counters as they stand after it.
-  std::function<void(size_t events, std::chrono::microseconds write_sync, const RecorderStats& after)>
+  std::function<void(size_t events, std::chrono::microseconds write_sync,
+                     const RecorderStats& after)>
       on_batch;
   // Called on the writer thread when writing starts failing, recovers, or ends
   // (see the top of this file). Also logged.

@@ -88,7 +88,8 @@ class Problems {
   }
   bool has(Kind kind) {
     std::lock_guard<std::mutex> lock(mu_);
-    return std::any_of(seen_.begin(), seen_.end(), [&](const IoProblem& p) { return p.kind == kind; });
+    return std::any_of(seen_.begin(), seen_.end(),
+                       [&](const IoProblem& p) { return p.kind == kind; });
   }
   size_t size() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -140,7 +141,8 @@ TEST(RecorderIo, DiskFullKeepsTheBatchRetriesAndRecordsTheOutage) {
   auto retrying = fx.problems.wait(Kind::Retrying);
   ASSERT_TRUE(retrying);
   EXPECT_EQ(retrying->code, ENOSPC);
-  EXPECT_NE(retrying->message.find("No space left on device"), std::string::npos) << retrying->message;
+  EXPECT_NE(retrying->message.find("No space left on device"), std::string::npos)
+      << retrying->message;
   EXPECT_EQ(retrying->not_durable, 1u);
   EXPECT_TRUE(rec->stats().retrying);
   EXPECT_NE(rec->io_error().find(fx.path), std::string::npos) << rec->io_error();
@@ -268,7 +270,8 @@ TEST(RecorderIo, CloseWhileTheDiskIsFullSealsAndReturns) {
   auto sealed = fx.problems.wait(Kind::Sealed);
   ASSERT_TRUE(sealed);
   EXPECT_EQ(sealed->code, ENOSPC);
-  EXPECT_NE(sealed->message.find("closing while the disk is still full"), std::string::npos) << sealed->message;
+  EXPECT_NE(sealed->message.find("closing while the disk is still full"), std::string::npos)
+      << sealed->message;
   EXPECT_EQ(sealed->not_durable, 2u);
   EXPECT_EQ(rec->stats().lost, 2u);
   EXPECT_TRUE(verify_log(read_all(fx.path)).valid());
@@ -284,7 +287,8 @@ TEST(RecorderIo, FailingTruncateOfAShortWriteSeals) {
   ASSERT_TRUE(rec->record("e", {{"n", 0}}));
   auto sealed = fx.problems.wait(Kind::Sealed);
   ASSERT_TRUE(sealed);
-  EXPECT_NE(sealed->message.find("cutting the short write failed"), std::string::npos) << sealed->message;
+  EXPECT_NE(sealed->message.find("cutting the short write failed"), std::string::npos)
+      << sealed->message;
   rec->close();
   // The 7 stray bytes are a torn tail: the next open repairs and records it.
   rec.reset();
@@ -301,9 +305,10 @@ TEST(RecorderIo, OpenReportsIoErrorsInsteadOfAborting) {
     int code;
     const char* words;
   };
-  for (const Case& c : {Case{Op::Open, EACCES, "Permission denied"}, Case{Op::Read, EIO, "read "},
-                        Case{Op::Truncate, EIO, "torn tail"}, Case{Op::Append, ENOSPC, "No space left"},
-                        Case{Op::Sync, EIO, "fdatasync"}, Case{Op::SyncDir, EIO, "durable"}}) {
+  for (const Case& c :
+       {Case{Op::Open, EACCES, "Permission denied"}, Case{Op::Read, EIO, "read "},
+        Case{Op::Truncate, EIO, "torn tail"}, Case{Op::Append, ENOSPC, "No space left"},
+        Case{Op::Sync, EIO, "fdatasync"}, Case{Op::SyncDir, EIO, "durable"}}) {
     Fixture fx;
     fx.env.fail(c.op, c.code);
     auto rec = Recorder::open(fx.path, fx.id, fx.options());

@@ -12,21 +12,33 @@ namespace rtcmesh::witness {
 
 const char* damage_name(Damage d) {
   switch (d) {
-    case Damage::None: return "valid";
-    case Damage::Modified: return "modified";
-    case Damage::Deleted: return "deleted";
-    case Damage::Inserted: return "inserted";
-    case Damage::Reordered: return "reordered";
-    case Damage::Truncated: return "truncated";
-    case Damage::BadSignature: return "bad signature";
-    case Damage::WrongKey: return "wrong key";
-    case Damage::Torn: return "torn tail";
-    case Damage::Corrupt: return "corrupt framing";
+    case Damage::None:
+      return "valid";
+    case Damage::Modified:
+      return "modified";
+    case Damage::Deleted:
+      return "deleted";
+    case Damage::Inserted:
+      return "inserted";
+    case Damage::Reordered:
+      return "reordered";
+    case Damage::Truncated:
+      return "truncated";
+    case Damage::BadSignature:
+      return "bad signature";
+    case Damage::WrongKey:
+      return "wrong key";
+    case Damage::Torn:
+      return "torn tail";
+    case Damage::Corrupt:
+      return "corrupt framing";
   }
   return "?";
 }
 
-int damage_exit_code(Damage d) { return static_cast<int>(d); }
+int damage_exit_code(Damage d) {
+  return static_cast<int>(d);
+}
 
 namespace {
 
@@ -174,7 +186,8 @@ class Verifier {
     if (e.rec.prev != prev_expected) return broken_link(i);
     if (i == 0 && !check_genesis()) return false;
     if (e.rec.agent != r_.agent) {
-      return modified(i, "agent " + std::string(e.rec.agent) + " is not the log's node " + r_.agent);
+      return modified(i,
+                      "agent " + std::string(e.rec.agent) + " is not the log's node " + r_.agent);
     }
     if (e.rec.event_type == kTypeCheckpoint) return check_checkpoint(i);
     ++r_.events;
@@ -217,8 +230,7 @@ class Verifier {
                   &e_[intruder].rec.prev, &e_[intruder].hash);
     }
     return fail(Damage::Reordered, idx, e_[i].offset,
-                "record seq " + std::to_string(s) + " appears after seq " +
-                    std::to_string(idx - 1),
+                "record seq " + std::to_string(s) + " appears after seq " + std::to_string(idx - 1),
                 &before, &e_[i].rec.prev);
   }
 
@@ -264,8 +276,8 @@ class Verifier {
     }
     r_.agent = identity::node_id_for(r_.key);
     if (g.agent != r_.agent) {
-      return modified(0, "agent " + std::string(g.agent) + " is not the node id of the log key (" + r_.agent +
-                             ")");
+      return modified(0, "agent " + std::string(g.agent) + " is not the node id of the log key (" +
+                             r_.agent + ")");
     }
     if (opt_.key && *opt_.key != r_.key) {
       return fail(Damage::WrongKey, 0, e_[0].offset,
@@ -280,9 +292,9 @@ class Verifier {
     auto cp = Checkpoint::from_data(data_of(i), r_.agent, r_.key);
     if (!cp) return modified(i, cp.error().message);
     if (!cp->signature_ok()) {
-      return fail(Damage::BadSignature, static_cast<int64_t>(i), e_[i].offset,
-                  "checkpoint signature does not verify with the log key " +
-                      crypto::to_hex(r_.key));
+      return fail(
+          Damage::BadSignature, static_cast<int64_t>(i), e_[i].offset,
+          "checkpoint signature does not verify with the log key " + crypto::to_hex(r_.key));
     }
     const Hash root = tree_.root();
     const Hash& head = i == 0 ? kZero : e_[i - 1].hash;
@@ -378,8 +390,8 @@ std::string VerifyReport::text() const {
 }
 
 nlohmann::json VerifyReport::json() const {
-  nlohmann::json j = {{"valid", valid()},      {"damage", damage_name(damage)},
-                      {"events", events},      {"records", records},
+  nlohmann::json j = {{"valid", valid()},           {"damage", damage_name(damage)},
+                      {"events", events},           {"records", records},
                       {"checkpoints", checkpoints}, {"agent", agent},
                       {"key", crypto::to_hex(key)}};
   if (!valid()) {

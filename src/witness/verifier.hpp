@@ -37,11 +37,11 @@ struct VerifyOptions {
 
 struct VerifyReport {
   Damage damage = Damage::None;
-  uint64_t records = 0;      // records read (including checkpoints)
-  uint64_t events = 0;       // records that are not checkpoints
-  uint64_t checkpoints = 0;  // in-log checkpoints verified
+  uint64_t records = 0;         // records read (including checkpoints)
+  uint64_t events = 0;          // records that are not checkpoints
+  uint64_t checkpoints = 0;     // in-log checkpoints verified
   uint64_t signed_records = 0;  // records covered by the last valid in-log checkpoint
-  std::string agent;         // node id of the log
+  std::string agent;            // node id of the log
   crypto::PublicKeyBytes key{};
   std::optional<Checkpoint> latest;  // last in-log checkpoint
 

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "witness/canonical_json.hpp"
 #include "base/crc32c.hpp"
+#include "witness/canonical_json.hpp"
 #include "witness/format.hpp"
 #include "witness/merkle.hpp"
 #include "witness/recorder.hpp"
@@ -40,7 +40,13 @@ TEST(Merkle, Rfc6962KnownAnswers) {
   EXPECT_EQ(crypto::to_hex(h.finish()),
             "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb");
 
-  const char* leaves[] = {"", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+  const char* leaves[] = {"",
+                          "00",
+                          "10",
+                          "2021",
+                          "3031",
+                          "40414243",
+                          "5051525354555657",
                           "606162636465666768696a6b6c6d6e6f"};
   const char* roots[] = {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
                          "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -97,8 +103,8 @@ TEST(CanonicalJson, SortedCompactIntegersOnly) {
 
 TEST(Format, SameEventSameBytes) {
   nlohmann::json data = {{"peer_id", "p"}, {"state", "connected"}};
-  RecordInput in{3, Hash{}, "node-0000000000000000", "webrtc_connection_state", 1, 2, &data,
-                 nullptr};
+  RecordInput in{3,     Hash{}, "node-0000000000000000", "webrtc_connection_state", 1, 2,
+                 &data, nullptr};
   std::string a, b;
   ASSERT_TRUE(build_record(in, a).ok());
   ASSERT_TRUE(build_record(in, b).ok());
@@ -201,7 +207,8 @@ TEST_F(LogMutation, ValidAndEveryDamageNamed) {
   // A peer's checkpoint, as received over a data channel.
   auto peer_cp = parse_peer_checkpoint(ok.latest->export_json().dump());
   ASSERT_TRUE(peer_cp.ok()) << peer_cp.error().message;
-  EXPECT_TRUE(parse_peer_checkpoint(forged.export_json().dump()).ok());  // valid, just not this log's
+  EXPECT_TRUE(
+      parse_peer_checkpoint(forged.export_json().dump()).ok());  // valid, just not this log's
   auto liar = forged.export_json();
   liar["origin"] = ok.agent;  // claims another node's id
   EXPECT_FALSE(parse_peer_checkpoint(liar.dump()).ok());
@@ -227,7 +234,8 @@ TEST(Recorder, ReopenAppendsAndRepairsTornTail) {
     auto second = Recorder::open(path, id);  // one writer per log
     ASSERT_FALSE(second.ok());
     EXPECT_NE(second.error().message.find("in use"), std::string::npos);
-    EXPECT_FALSE((*rec)->record("bad", {{"f", 1.5}}) == std::nullopt);  // encoded as an error record
+    EXPECT_FALSE((*rec)->record("bad", {{"f", 1.5}}) ==
+                 std::nullopt);  // encoded as an error record
   }
   {
     std::ofstream out(path, std::ios::app | std::ios::binary);

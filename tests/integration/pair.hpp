@@ -11,7 +11,8 @@
 namespace rtcmesh::testing {
 
 struct Pair : PeerPair {
-  explicit Pair(const Configuration& a = loopback_config(), const Configuration& b = loopback_config())
+  explicit Pair(const Configuration& a = loopback_config(),
+                const Configuration& b = loopback_config())
       : PeerPair(a, b) {
     EXPECT_OK(created);
     on_candidate_error = [](const Error& e) { ADD_FAILURE() << "candidate refused: " << e; };

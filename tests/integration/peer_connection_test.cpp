@@ -48,7 +48,9 @@ struct ChannelPair {
         (is_local ? at_local : at_remote).push_back({m.binary, {m.data.begin(), m.data.end()}});
       });
     });
-    c->on_close([this, is_local] { waiter.update([&] { (is_local ? local_closed : remote_closed) = true; }); });
+    c->on_close([this, is_local] {
+      waiter.update([&] { (is_local ? local_closed : remote_closed) = true; });
+    });
   }
 
   // Offerer creates `label`; succeeds when both sides are open.
@@ -98,9 +100,12 @@ void exchange_all_sizes(ChannelPair& cp) {
     expected.push_back({false, {text.begin(), text.end()}});
     expected.push_back({true, bin});
   }
-  ASSERT_TRUE(cp.waiter.wait([&] {
-    return cp.at_local.size() == expected.size() && cp.at_remote.size() == expected.size();
-  }, 15s)) << cp.at_local.size() << " / " << cp.at_remote.size();
+  ASSERT_TRUE(cp.waiter.wait(
+      [&] {
+        return cp.at_local.size() == expected.size() && cp.at_remote.size() == expected.size();
+      },
+      15s))
+      << cp.at_local.size() << " / " << cp.at_remote.size();
   std::lock_guard<std::mutex> lock(cp.waiter.mutex());
   for (size_t i = 0; i < expected.size(); ++i) {
     EXPECT_EQ(cp.at_remote[i].binary, expected[i].binary) << i;
@@ -146,8 +151,8 @@ TEST_P(Reliability, AllModesDeliverOnLoopback) {
   exchange_all_sizes(cp);
 }
 
-DataChannelInit make_init(bool ordered, std::optional<uint16_t> rexmit, std::optional<uint16_t> lifetime,
-                          bool negotiated = false) {
+DataChannelInit make_init(bool ordered, std::optional<uint16_t> rexmit,
+                          std::optional<uint16_t> lifetime, bool negotiated = false) {
   DataChannelInit init;
   init.ordered = ordered;
   init.protocol = "rtcmesh-test";
@@ -160,14 +165,14 @@ DataChannelInit make_init(bool ordered, std::optional<uint16_t> rexmit, std::opt
   return init;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, Reliability,
-    ::testing::Values(ReliabilityCase{"reliable", make_init(true, {}, {})},
-                      ReliabilityCase{"unordered", make_init(false, {}, {})},
-                      ReliabilityCase{"rexmit0", make_init(false, 0, {})},
-                      ReliabilityCase{"lifetime100", make_init(true, {}, 100)},
-                      ReliabilityCase{"negotiated", make_init(true, {}, {}, true)}),
-    [](const auto& param_info) { return std::string(param_info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Modes, Reliability,
+                         ::testing::Values(ReliabilityCase{"reliable", make_init(true, {}, {})},
+                                           ReliabilityCase{"unordered", make_init(false, {}, {})},
+                                           ReliabilityCase{"rexmit0", make_init(false, 0, {})},
+                                           ReliabilityCase{"lifetime100", make_init(true, {}, 100)},
+                                           ReliabilityCase{"negotiated",
+                                                           make_init(true, {}, {}, true)}),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(PeerConnection, ClosesFromEitherSide) {
   for (bool from_offerer : {true, false}) {
@@ -176,7 +181,8 @@ TEST(PeerConnection, ClosesFromEitherSide) {
     pair.wire_candidates();
     ASSERT_OK(cp.open(pair, "close"));
     (from_offerer ? cp.local : cp.remote)->close();
-    ASSERT_TRUE(cp.waiter.wait([&] { return cp.local_closed && cp.remote_closed; }, 5s)) << from_offerer;
+    ASSERT_TRUE(cp.waiter.wait([&] { return cp.local_closed && cp.remote_closed; }, 5s))
+        << from_offerer;
     EXPECT_EQ(cp.local->ready_state(), DataChannelState::Closed);
     EXPECT_EQ(cp.remote->ready_state(), DataChannelState::Closed);
     EXPECT_ERROR(cp.local->send("late"), ErrorCode::InvalidStateError);
@@ -269,8 +275,9 @@ TEST(PeerConnection, StatsUseW3cNames) {
   EXPECT_EQ(stats.data_channels[0].bytes_sent, 5u);
   EXPECT_EQ(stats.data_channels[0].state, "open");
   auto json = stats.to_json();
-  for (const char* key : {"\"candidate-pair\"", "\"data-channel\"", "\"messagesSent\"", "\"bytesReceived\"",
-                          "\"candidateType\"", "\"dataChannelIdentifier\"", "\"selectedCandidatePairId\"", "\"currentRoundTripTime\""}) {
+  for (const char* key : {"\"candidate-pair\"", "\"data-channel\"", "\"messagesSent\"",
+                          "\"bytesReceived\"", "\"candidateType\"", "\"dataChannelIdentifier\"",
+                          "\"selectedCandidatePairId\"", "\"currentRoundTripTime\""}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
   }
 }
@@ -288,7 +295,10 @@ TEST(PeerConnection, FullGatheringWithoutTrickle) {
   });
   pair.answerer->on_data_channel([&](std::shared_ptr<DataChannel> c) {
     cp.collect(c, false);
-    cp.waiter.update([&] { cp.remote = c; cp.remote_open = true; });
+    cp.waiter.update([&] {
+      cp.remote = c;
+      cp.remote_open = true;
+    });
   });
   auto channel = pair.offerer->create_data_channel("full");
   ASSERT_OK(channel);
@@ -365,14 +375,16 @@ TEST(PeerConnection, MalformedInputIsRejectedAndTheConnectionStillWorks) {
                ErrorCode::InvalidStateError);
   ChannelPair cp;
   ASSERT_OK(cp.open(pair, "after-bad-input"));
-  EXPECT_ERROR(pair.answerer->add_ice_candidate({"candidate:1 1 udp notanumber 127.0.0.1 9 typ host"}),
-               ErrorCode::SyntaxError);
+  EXPECT_ERROR(
+      pair.answerer->add_ice_candidate({"candidate:1 1 udp notanumber 127.0.0.1 9 typ host"}),
+      ErrorCode::SyntaxError);
   EXPECT_ERROR(pair.answerer->add_ice_candidate({"candidate:garbage"}), ErrorCode::SyntaxError);
   // W3C send(): a message over the remote's maximum size is a TypeError.
   auto too_big = std::vector<uint8_t>(cp.local->max_message_size() + 1);
   auto refused = cp.local->send(std::span<const uint8_t>(too_big));
   ASSERT_ERROR(refused, ErrorCode::TypeError);
-  EXPECT_NE(refused.error().message.find("maximum message size"), std::string::npos) << refused.error();
+  EXPECT_NE(refused.error().message.find("maximum message size"), std::string::npos)
+      << refused.error();
   ASSERT_OK(cp.local->send("still alive"));
   ASSERT_TRUE(cp.waiter.wait([&] { return cp.at_remote.size() == 1; }));
 }
@@ -384,27 +396,31 @@ TEST(PeerConnection, ErrorsCarryTheW3cCodes) {
   EXPECT_ERROR(pair.offerer->create_answer(), ErrorCode::InvalidStateError);
   auto offer = pair.offerer->create_offer();
   ASSERT_OK(offer);
-  EXPECT_ERROR(pair.answerer->set_remote_description({"answer", offer->sdp}), ErrorCode::InvalidStateError);
+  EXPECT_ERROR(pair.answerer->set_remote_description({"answer", offer->sdp}),
+               ErrorCode::InvalidStateError);
   EXPECT_ERROR(pair.offerer->set_local_description({"bogus", ""}), ErrorCode::TypeError);
   // A local offer whose ICE credentials are not ours was modified.
   std::string foreign = offer->sdp;
   auto ufrag = foreign.find("a=ice-ufrag:");
   ASSERT_NE(ufrag, std::string::npos);
   foreign.insert(ufrag + 12, "zz");
-  EXPECT_ERROR(pair.offerer->set_local_description({"offer", foreign}), ErrorCode::InvalidModificationError);
+  EXPECT_ERROR(pair.offerer->set_local_description({"offer", foreign}),
+               ErrorCode::InvalidModificationError);
   // A description without a=fingerprint cannot secure DTLS: the parser refuses
   // its media section.
   std::string no_fingerprint = offer->sdp;
   auto fp = no_fingerprint.find("a=fingerprint:");
   ASSERT_NE(fp, std::string::npos);
   no_fingerprint.erase(fp, no_fingerprint.find("\r\n", fp) + 2 - fp);
-  EXPECT_ERROR(pair.answerer->set_remote_description({"offer", no_fingerprint}), ErrorCode::SyntaxError);
+  EXPECT_ERROR(pair.answerer->set_remote_description({"offer", no_fingerprint}),
+               ErrorCode::SyntaxError);
   // An answer must pick a DTLS role: a=setup:actpass does not fit.
   ASSERT_OK(pair.offerer->set_local_description(*offer));
   auto other_offer = pair.answerer->create_offer();
   ASSERT_OK(other_offer);
   ASSERT_NE(other_offer->sdp.find("a=setup:actpass"), std::string::npos);
-  EXPECT_ERROR(pair.offerer->set_remote_description({"answer", other_offer->sdp}), ErrorCode::InvalidAccessError);
+  EXPECT_ERROR(pair.offerer->set_remote_description({"answer", other_offer->sdp}),
+               ErrorCode::InvalidAccessError);
   // createDataChannel's argument checks.
   DataChannelInit both;
   both.max_retransmits = 1;
@@ -426,7 +442,8 @@ TEST(PeerConnection, ErrorsCarryTheW3cCodes) {
   pair.offerer->close();
   EXPECT_ERROR(pair.offerer->create_offer(), ErrorCode::InvalidStateError);
   EXPECT_ERROR(pair.offerer->set_local_description(), ErrorCode::InvalidStateError);
-  EXPECT_ERROR(pair.offerer->set_remote_description({"offer", offer->sdp}), ErrorCode::InvalidStateError);
+  EXPECT_ERROR(pair.offerer->set_remote_description({"offer", offer->sdp}),
+               ErrorCode::InvalidStateError);
   EXPECT_ERROR(pair.offerer->add_ice_candidate({}), ErrorCode::InvalidStateError);
   EXPECT_ERROR(pair.offerer->create_data_channel("late"), ErrorCode::InvalidStateError);
   EXPECT_EQ(pending.value()->ready_state(), DataChannelState::Closed);
@@ -453,7 +470,9 @@ TEST(PeerConnection, ManyChannelsOnOneConnection) {
   Pair pair;
   pair.wire_candidates();
   pair.answerer->on_data_channel([&](std::shared_ptr<DataChannel> c) {
-    c->on_message([&](const Message&) { if (++messages == 100) w.update([] {}); });
+    c->on_message([&](const Message&) {
+      if (++messages == 100) w.update([] {});
+    });
     w.update([&] { remote.push_back(c); });
   });
   std::vector<std::shared_ptr<DataChannel>> local;
@@ -580,16 +599,21 @@ struct Log : ConnectionObserver {
     return std::find(events.begin(), events.end(), e) != events.end();
   }
   void on_description(const ObservedDescription& d) override {
-    static const char* names[] = {"offer-created", "answer-created", "offer-received", "answer-received"};
-    add(std::string(names[static_cast<int>(d.kind)]) + (d.fingerprint.rfind("sha-256 ", 0) == 0 ? "" : " no-fp"));
+    static const char* names[] = {"offer-created", "answer-created", "offer-received",
+                                  "answer-received"};
+    add(std::string(names[static_cast<int>(d.kind)]) +
+        (d.fingerprint.rfind("sha-256 ", 0) == 0 ? "" : " no-fp"));
   }
   void on_candidate(const ObservedCandidate& c) override {
-    add(std::string(c.local ? "local" : "remote") + "-candidate " + c.candidate_type + " " + c.address);
+    add(std::string(c.local ? "local" : "remote") + "-candidate " + c.candidate_type + " " +
+        c.address);
   }
   void on_connection_state_change(PeerConnectionState from, PeerConnectionState to) override {
     add(std::string("state ") + to_string(from) + "->" + to_string(to));
   }
-  void on_data_channel_open(const std::string& label, int, const std::string&) override { add("open " + label); }
+  void on_data_channel_open(const std::string& label, int, const std::string&) override {
+    add("open " + label);
+  }
   void on_data_channel_close(const DataChannelStats& s) override {
     add("close " + s.label);
     std::lock_guard<std::mutex> lock(mutex);
@@ -605,7 +629,9 @@ struct Log : ConnectionObserver {
     stats.push_back(s);
     stats_final.push_back(final);
   }
-  std::chrono::milliseconds stats_interval() const override { return std::chrono::milliseconds(100); }
+  std::chrono::milliseconds stats_interval() const override {
+    return std::chrono::milliseconds(100);
+  }
   void on_error(const std::string& kind, const std::string&) override { add("error " + kind); }
   void on_closed(const std::string& reason, PeerConnectionState) override {
     add("closed " + reason);
@@ -644,7 +670,8 @@ TEST(ConnectionObserver, SeesTheWholeLifeOfAConnection) {
   for (auto* l : {la.get(), lb.get()}) {
     EXPECT_TRUE(l->has("state new->connecting"));
     EXPECT_TRUE(l->has("state connecting->connected"));
-    EXPECT_TRUE(l->has("state connected->closed"));  // close() fires no W3C event; the observer hears it
+    EXPECT_TRUE(
+        l->has("state connected->closed"));  // close() fires no W3C event; the observer hears it
     EXPECT_TRUE(l->has("open watched"));
     EXPECT_TRUE(l->has("close watched"));
   }

@@ -3,4 +3,6 @@
 // layer cannot see headers above or beside it; the others are the controls.
 #include RTCMESH_PROBE_HEADER
 
-int rtcmesh_layering_probe() { return 0; }
+int rtcmesh_layering_probe() {
+  return 0;
+}
