@@ -2,14 +2,15 @@
 # The whole test suite, exactly what CI runs (.ci/run calls this script).
 #   scripts/test.sh                 all stages
 #   scripts/test.sh release tsan    only the named stages
-# Stages: release (every test), asan (every rtcmesh test under AddressSanitizer +
+# Stages: lint (.clang-format over every C++ file; clang-tidy on the parsers and
+# the files with thread-safety annotations), release (every test), asan (every rtcmesh test under AddressSanitizer +
 # UndefinedBehaviorSanitizer), tsan (the multi-threaded integration tests under
 # ThreadSanitizer: in-process and multi-process integration tests), fuzz (each libFuzzer target for RTCMESH_FUZZ_SECONDS, default 20).
 # Network tests run in a fresh network namespace that has only loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=("$@")
-((${#stages[@]})) || stages=(release asan tsan fuzz)
+((${#stages[@]})) || stages=(lint release asan tsan fuzz)
 
 scripts/install-deps.sh
 
@@ -27,6 +28,9 @@ for stage in "${stages[@]}"; do
   echo "=== stage: $stage ==="
   start=$(date +%s)
   case "$stage" in
+    lint)
+      scripts/lint.sh
+      ;;
     release)
       scripts/build.sh release
       run_ctest release
